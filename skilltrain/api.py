@@ -1,0 +1,76 @@
+"""The one-call Python API: `train(...)` and `evaluate(...)`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from skilltrain.config import ModelConfig, TrainConfig
+from skilltrain.data import Task, tasks_from_objects
+from skilltrain.evaluation import Evaluator
+from skilltrain.harness.chat import ChatHarness
+from skilltrain.models.base import ChatModel
+from skilltrain.models.client import CallSettings, RoleClient
+from skilltrain.models.meter import Meter
+from skilltrain.records import Rollout
+from skilltrain.scoring import make_scorer
+from skilltrain.skill import Skill
+from skilltrain.trainer import Trainer
+
+
+def train(tasks: Iterable[Task | dict] | None = None, skill: Skill | str | None = None, *,
+          config: TrainConfig | dict | None = None, **kwargs: Any) -> Trainer:
+    """Train and return the fitted Trainer (`best_skill_`, `summary_`, `run_dir_`).
+
+    Keyword arguments that are not Trainer options are dotted config overrides, e.g.
+    `train(tasks, skill, **{"train.epochs": 2})`.
+    """
+    options = {k: kwargs.pop(k) for k in ("target", "optimizer", "scorer", "harness",
+                                          "callbacks", "replay") if k in kwargs}
+    if isinstance(options.get("target"), str):
+        kwargs["target.model"] = options.pop("target")
+    if isinstance(options.get("optimizer"), str):
+        kwargs["optimizer.model"] = options.pop("optimizer")
+    return Trainer(config, **options, **kwargs).fit(tasks, skill)
+
+
+class _NoCache:
+    def get(self, skill_hash: str, task_id: str, sample: int) -> Rollout | None:
+        return None
+
+    def put(self, rollout: Rollout) -> None:
+        pass
+
+
+async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
+                    target: str | ModelConfig | ChatModel, scorer: Any,
+                    harness: Any = None) -> dict:
+    skill = skill if isinstance(skill, Skill) else Skill(skill)
+    task_list = tasks_from_objects(tasks)
+    meter = Meter()
+    async with AsyncExitStack() as stack:
+        if isinstance(target, (str, ModelConfig)):
+            from skilltrain.models.registry import open_model
+
+            mcfg = target if isinstance(target, ModelConfig) else ModelConfig(model=target)
+            model: ChatModel = await open_model(mcfg, stack, "target")
+            settings = CallSettings(temperature=mcfg.temperature, max_tokens=mcfg.max_tokens)
+        else:
+            model, settings = target, CallSettings()
+        client = RoleClient(model, "target", meter, settings=settings)
+        evaluator = Evaluator(harness or ChatHarness(), client, make_scorer(scorer), _NoCache(),
+                              task_list)
+        result = await evaluator.mean(skill, task_list)
+    result["usage"] = meter.summary()["roles"]
+    return result
+
+
+def evaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
+             target: str | ModelConfig | ChatModel, scorer: Any, harness: Any = None) -> dict:
+    """Score one skill on tasks: mean, per-type breakdown, infrastructure failures, usage."""
+    return asyncio.run(aevaluate(skill, tasks, target=target, scorer=scorer, harness=harness))
+
+
+

@@ -1,0 +1,170 @@
+"""The `skilltrain` command: train, eval, resume, suites, serve, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from skilltrain.config import ConfigError, TrainConfig, load_config, merge_overrides
+from skilltrain.console import Progress, print_summary
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Train an agent's skill document with a frozen model.")
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from skilltrain.data import DataError
+    from skilltrain.models.base import ModelError
+    from skilltrain.models.client import ReplayMiss
+    from skilltrain.scoring import ScorerError
+    from skilltrain.skill import SkillError
+    from skilltrain.suites.base import SuiteError
+
+    return (ConfigError, DataError, ScorerError, SkillError, SuiteError, ReplayMiss, ModelError,
+            FileNotFoundError)
+
+
+def _fail(exc: BaseException) -> None:
+    Console(stderr=True, highlight=False).print(f"[red]error:[/] {exc}", markup=True,
+                                                soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _build_config(config: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    base = load_config(config) if config else TrainConfig()
+    return merge_overrides(base, overrides, str(config) if config else "command line")
+
+
+def _run_training(cfg: TrainConfig, quiet: bool, replay: bool = False) -> None:
+    from skilltrain.trainer import Trainer
+
+    trainer = Trainer(cfg, callbacks=[Progress(quiet=quiet)], replay=replay)
+    trainer.fit()
+    print_summary(trainer.summary_)
+
+
+@app.command()
+def train(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config"),
+    data: str | None = typer.Option(None, help="tasks file (.jsonl, .json, .csv)"),
+    suite: str | None = typer.Option(None, help="a built-in suite instead of --data"),
+    skill: str | None = typer.Option(None, help="starting skill (Markdown)"),
+    target: str | None = typer.Option(None, help="target model, e.g. openai:gpt-4o-mini"),
+    optimizer: str | None = typer.Option(None, help="optimizer model"),
+    scorer: str | None = typer.Option(None, help="exact, normalized, numeric, contains, "
+                                         "regex, f1, choice, or module:function"),
+    epochs: int | None = typer.Option(None),
+    batch_size: int | None = typer.Option(None),
+    minibatch_size: int | None = typer.Option(None),
+    lr: int | None = typer.Option(None, help="edits per step (max)"),
+    lr_min: int | None = typer.Option(None),
+    lr_schedule: str | None = typer.Option(None, help="constant, linear, cosine, autonomous"),
+    gate: str | None = typer.Option(None, help="gate rule"),
+    max_steps: int | None = typer.Option(None),
+    max_calls: int | None = typer.Option(None),
+    max_tokens: int | None = typer.Option(None),
+    max_cost: float | None = typer.Option(None, help="USD"),
+    seed: int | None = typer.Option(None),
+    out: str | None = typer.Option(None, help="run folder (an existing one resumes)"),
+    replay: bool = typer.Option(False, help="serve every model call from the cache"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train a skill. Flags override the config file."""
+    overrides = {
+        "data.path": data, "suite": suite, "skill": skill, "target.model": target,
+        "optimizer.model": optimizer, "scorer": scorer, "train.epochs": epochs,
+        "train.batch_size": batch_size, "train.minibatch_size": minibatch_size, "train.lr": lr,
+        "train.lr_min": lr_min, "train.lr_schedule": lr_schedule, "gate.rule": gate,
+        "train.max_steps": max_steps, "budget.max_calls": max_calls,
+        "budget.max_tokens": max_tokens, "budget.max_cost": max_cost, "seed": seed, "out": out,
+    }
+    try:
+        cfg = _build_config(config, overrides)
+        _run_training(cfg, quiet, replay)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command()
+def resume(run_dir: Path = typer.Argument(..., help="an existing run folder"),
+           replay: bool = typer.Option(False), quiet: bool = typer.Option(False, "--quiet", "-q")
+           ) -> None:
+    """Continue a run from its last completed step."""
+    try:
+        if not (run_dir / "config.yaml").exists():
+            raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
+        cfg = merge_overrides(load_config(run_dir / "config.yaml"), {"out": str(run_dir)},
+                              str(run_dir / "config.yaml"))
+        _run_training(cfg, quiet, replay)
+    except _user_errors() as exc:
+        _fail(exc)
+
+
+@app.command("eval")
+def eval_(
+    skill: str = typer.Option(..., help="skill file"),
+    data: str | None = typer.Option(None, help="tasks file"),
+    suite: str | None = typer.Option(None, help="a built-in suite (its test split)"),
+    target: str = typer.Option("local:0.5b", help="target model"),
+    scorer: str | None = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Score a skill on a task file (or a suite's test split)."""
+    from skilltrain.api import evaluate
+    from skilltrain.data import load_tasks
+    from skilltrain.skill import Skill
+
+    try:
+        if suite:
+            from skilltrain.suites import get_suite
+
+            s = get_suite(suite)
+            tasks, scorer_spec = s.splits(0).test, scorer or s.scorer
+        elif data:
+            tasks, scorer_spec = load_tasks(data), scorer
+        else:
+            raise ConfigError("eval: give --data FILE or --suite NAME")
+        if scorer_spec is None:
+            raise ConfigError("eval: --scorer is required with --data")
+        result = evaluate(Skill.from_file(skill), tasks, target=target, scorer=scorer_spec)
+    except _user_errors() as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(f"score {result['score']} on {result['n']} tasks "
+               f"({result['infra_failures']} infrastructure failures)")
+    for kind, value in result["by_type"].items():
+        typer.echo(f"  {kind}: {value}")
+
+
+@app.command()
+def suites() -> None:
+    """List the built-in task suites."""
+    from skilltrain.suites import list_suites
+
+    for s in list_suites():
+        extra = f"  (needs skilltrain[{s.needs}])" if s.needs else ""
+        typer.echo(f"{s.name:16} {s.description}{extra}")
+
+
+@app.command()
+def serve(model: str = typer.Argument("0.5b", help="0.5b or 1.5b"),
+          port: int = typer.Option(8080), host: str = typer.Option("127.0.0.1")) -> None:
+    """Serve an embedded model over the OpenAI-compatible protocol until Ctrl-C."""
+    try:
+        from skilltrain.local.server import serve_forever
+
+        serve_forever(model, host=host, port=port)
+    except _user_errors() as exc:
+        _fail(exc)
+    except ImportError as exc:
+        _fail(RuntimeError(f"{exc}; install with: pip install 'skilltrain[local]'"))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,192 @@
+"""TrainConfig: every setting of a run, validated with field-level errors, loadable from YAML.
+
+Secrets never live here in clear: a role names the environment variable that holds its key
+(`api_key_env`); a key given inline is kept as a SecretStr and redacted when the config is saved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used; the message names the key and what was expected."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FieldsConfig(_Strict):
+    id: str | None = "id"
+    input: str = "input"
+    answer: str = "answer"
+    type: str | None = "type"
+
+
+class DataConfig(_Strict):
+    path: str | None = None
+    train: str | None = None
+    val: str | None = None
+    test: str | None = None
+    fields: FieldsConfig = Field(default_factory=FieldsConfig)
+    split: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    seed: int = 0
+    limit: int | None = Field(default=None, ge=1, description="use at most this many tasks")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.path and (self.train or self.val):
+            raise ValueError("give either 'path' (split by ratio) or 'train'/'val'/'test' files")
+        if (self.train is None) != (self.val is None):
+            raise ValueError("pre-split data needs both 'train' and 'val' files")
+        return self
+
+
+class ModelConfig(_Strict):
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=512, ge=1)
+    concurrency: int = Field(default=8, ge=1)
+    timeout: float = Field(default=120.0, gt=0)
+    retries: int = Field(default=4, ge=0)
+    retry_backoff: float = Field(default=0.5, ge=0.0, description="seconds, doubled per retry")
+    seed: int | None = 0
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=40, ge=1)
+    minibatch_size: int = Field(default=8, ge=1)
+    merge_group: int = Field(default=8, ge=2)
+    lr: int = Field(default=4, ge=1)
+    lr_min: int = Field(default=2, ge=1)
+    lr_schedule: Literal["constant", "linear", "cosine", "autonomous"] = "cosine"
+    analyse_successes: bool = True
+    rejected_buffer: int = Field(default=8, ge=0)
+    max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_floor(cls, data: Any) -> Any:
+        """An unset lr_min follows lr down (the paper's floor is 2, never above lr)."""
+        if isinstance(data, dict) and data.get("lr_min") is None and "lr" in data:
+            try:
+                data = {**data, "lr_min": min(2, int(data["lr"]))}
+            except (TypeError, ValueError):
+                pass  # the field validator reports the bad lr
+        return data
+
+    @model_validator(mode="after")
+    def _lr_order(self) -> TrainingConfig:
+        if self.lr_min > self.lr:
+            raise ValueError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
+        return self
+
+
+class GateConfig(_Strict):
+    rule: str = "default"
+    metric: Literal["hard", "soft", "mix"] = "hard"
+    soft_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class BudgetConfig(_Strict):
+    max_calls: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost: float | None = Field(default=None, gt=0)
+
+
+class TrainConfig(_Strict):
+    data: DataConfig = Field(default_factory=DataConfig)
+    suite: str | None = None
+    skill: str | None = None
+    scorer: str | dict[str, Any] | None = None
+    harness: Literal["chat"] = "chat"
+    target: ModelConfig = Field(default_factory=lambda: ModelConfig(model="local:0.5b"))
+    optimizer: ModelConfig = Field(
+        default_factory=lambda: ModelConfig(model="local:1.5b", max_tokens=2048)
+    )
+    train: TrainingConfig = Field(default_factory=TrainingConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    out: str | None = None
+    cache: str | None = Field(default=None, description="shared response cache file")
+    seed: int = 0
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as saved in the run folder: inline keys are replaced by a marker."""
+        data = self.model_dump(mode="json")
+        for role in ("target", "optimizer"):
+            if data[role].get("api_key"):
+                data[role]["api_key"] = "***redacted***"
+        return data
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    msg = err.get("msg", "invalid value")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    got = err.get("input")
+    shown = "" if err.get("type") in ("extra_forbidden", "missing") or isinstance(got, dict) \
+        else f", got {got!r}"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {where}: {msg}{shown}{more}"
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source)) from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}{line}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of settings at the top level")
+    return parse_config(data, str(p))
+
+
+def merge_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
+    """Apply dotted-key overrides (from CLI flags) and re-validate the whole config."""
+    data = config.model_dump(mode="python")
+    lr = overrides.get("train.lr")
+    if lr is not None and overrides.get("train.lr_min") is None:
+        data["train"]["lr_min"] = min(data["train"]["lr_min"], lr)  # lowering lr lowers the floor
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    for role in ("target", "optimizer"):
+        key = data[role].get("api_key")
+        if isinstance(key, SecretStr):
+            data[role]["api_key"] = key.get_secret_value()
+    return parse_config(data, source)
+
+
+def dump_config(config: TrainConfig) -> str:
+    return yaml.safe_dump(config.redacted(), sort_keys=False, allow_unicode=True)

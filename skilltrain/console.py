@@ -1,0 +1,92 @@
+"""What a person sees while a run goes: one line per stage event on a terminal via rich, plain
+lines when output is not a terminal, and the closing before/after table."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(x: Any) -> str:
+    return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+
+class Progress:
+    """A callback for Trainer(callbacks=[...]). `quiet` keeps only step results and the end."""
+
+    def __init__(self, quiet: bool = False, console: Console | None = None):
+        self.quiet = quiet
+        self.console = console or Console(stderr=True, highlight=False,
+                                          force_terminal=None if sys.stderr.isatty() else False)
+        self.best: float | None = None
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        line = self._line(kind, event)
+        if line and (not self.quiet or kind in ("start", "step_end", "end", "budget_stop")):
+            self.console.print(line)
+
+    def _line(self, kind: str, e: dict) -> str | None:
+        if kind == "start":
+            return (f"[bold]skilltrain[/] run -> {e['out']}  (train {e['train']}, val {e['val']}, "
+                    f"test {e['test']}; target {e['target']}, optimizer {e['optimizer']}, "
+                    f"gate {e['gate']})")
+        if kind == "resume":
+            return f"resuming at step {e['step'] + 1} (epoch {e['epoch']})"
+        if kind == "step_start":
+            return (f"[dim]step {e['step']} (epoch {e['epoch']}, batch {e['batch']}, "
+                    f"lr {e['lr']})[/]")
+        if kind == "rollout":
+            return (f"  rollout   {e['n']} tasks, train score {_fmt(e['score'])}"
+                    + (f", [yellow]{e['failures']} infra failures[/]" if e["failures"] else ""))
+        if kind == "reflect":
+            return f"  reflect   {e['patches']} patches, {e['edits']} edits proposed"
+        if kind == "select":
+            return f"  select    {e['chosen']} of {e['proposed']} edits (budget {e['budget']})"
+        if kind == "update":
+            return f"  update    {e['applied']} applied: {', '.join(e['statuses']) or '-'}"
+        if kind == "gate":
+            verdict = "[green]accepted[/]" if e["accepted"] else "[red]rejected[/]"
+            return (f"  gate      {verdict} {_fmt(e['candidate_score'])} vs "
+                    f"{_fmt(e['incumbent_score'])} on {e['items_used']} items")
+        if kind == "step_end":
+            return (f"step {e['step']}: {e.get('outcome', '?')}  accepted {e['accepted_total']}, "
+                    f"rejected {e['rejected_total']}, tokens {e['tokens']:,}, "
+                    f"${e['cost_usd']:.4f}")
+        if kind == "skip":
+            return f"  skipped   {e['reason']}"
+        if kind == "budget_stop":
+            return f"[yellow]stopping: {e['reason']}[/]"
+        if kind == "slow_update":
+            return f"  epoch boundary: slow update {e.get('outcome', '')}"
+        return None
+
+
+def summary_table(summary: dict) -> Table:
+    table = Table(title="skilltrain: before / after")
+    table.add_column("split")
+    table.add_column("initial", justify="right")
+    table.add_column("best", justify="right")
+    table.add_column("change", justify="right")
+    for split in ("val", "test"):
+        s = summary.get(split) or {}
+        a, b = s.get("initial"), s.get("best")
+        change = "-" if a is None or b is None else f"{(b - a) * 100:+.1f} pts"
+        table.add_row(split, _fmt(a), _fmt(b), change)
+    return table
+
+
+def print_summary(summary: dict, console: Console | None = None) -> None:
+    console = console or Console(highlight=False)
+    console.print(summary_table(summary))
+    steps = summary["steps"]
+    console.print(f"steps: {steps['accepted']} accepted, {steps['rejected']} rejected, "
+                  f"{steps['skipped']} skipped; infra failures: "
+                  f"{summary['infra_failures']['total']}; cost ${summary['cost_usd']:.4f}; "
+                  f"wall {summary['wall_s']:.0f}s")
+    if summary.get("stopped"):
+        console.print(f"stopped early: {summary['stopped']}")
+    console.print(f"best skill: {summary['best_skill']}")

@@ -1,0 +1,100 @@
+"""Running and scoring a skill on tasks, through the per-item score cache.
+
+This is the forward pass (stage 1) and the `evaluate` callable the gate uses: both go through
+the same cache, so no (skill, task, sample) is ever run twice, and a resumed run pays nothing
+twice. Infrastructure failures come back as rollouts with `error` set and no score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from skilltrain.data import Task
+from skilltrain.models.base import ModelError
+from skilltrain.models.client import RoleClient
+from skilltrain.records import Rollout
+from skilltrain.scoring import Scorer, ScorerError, score_rollout
+from skilltrain.skill import Skill
+
+
+class Harness(Protocol):
+    name: str
+
+    async def run(self, skill: Skill, task: Task, client: RoleClient, sample: int = 0
+                  ) -> Rollout: ...
+
+
+class ScoreStore(Protocol):
+    def get(self, skill_hash: str, task_id: str, sample: int) -> Rollout | None: ...
+    def put(self, rollout: Rollout) -> None: ...
+
+
+class Evaluator:
+    def __init__(self, harness: Harness, client: RoleClient, scorer: Scorer,
+                 cache: ScoreStore, tasks: Sequence[Task], *, metric: str = "hard",
+                 soft_weight: float = 0.5, judge_retries: int = 1):
+        self.harness = harness
+        self.client = client
+        self.scorer = scorer
+        self.cache = cache
+        self.tasks = {t.id: t for t in tasks}
+        self.metric = metric
+        self.soft_weight = soft_weight
+        self.judge_retries = judge_retries
+        self.new_rollouts = 0
+        self.infra_failures = 0
+
+    async def _one(self, skill: Skill, task: Task, sample: int) -> Rollout:
+        cached = self.cache.get(skill.hash, task.id, sample)
+        if cached is not None:
+            return cached
+        rollout = await self.harness.run(skill, task, self.client, sample)
+        self.new_rollouts += 1
+        if rollout.error is None:
+            try:
+                rollout.score = await score_rollout(self.scorer, task, rollout)
+            except ScorerError:
+                raise
+            except ModelError as exc:  # an LLM judge that failed is infrastructure too
+                if exc.kind == "fatal":
+                    raise
+                rollout.error, rollout.error_kind = f"scorer: {exc.message}", exc.kind
+        if rollout.error is not None:
+            self.infra_failures += 1
+        self.cache.put(rollout)
+        return rollout
+
+    async def rollouts(self, skill: Skill, tasks: Sequence[Task], sample: int = 0
+                       ) -> list[Rollout]:
+        return list(await asyncio.gather(*(self._one(skill, t, sample) for t in tasks)))
+
+    def value(self, rollout: Rollout) -> float | None:
+        if not rollout.ok:
+            return None
+        return rollout.score.value(self.metric, self.soft_weight)  # type: ignore[union-attr]
+
+    async def __call__(self, skill: Skill, task_ids: Sequence[str], sample: int = 0
+                       ) -> dict[str, float | None]:
+        """The gate's view: one outcome per item, None where the infrastructure failed."""
+        done = await self.rollouts(skill, [self.tasks[i] for i in task_ids], sample)
+        return {r.task_id: self.value(r) for r in done}
+
+    async def mean(self, skill: Skill, tasks: Sequence[Task]) -> dict:
+        """Mean score over the items that did not fail, with a per-task-type breakdown."""
+        done = await self.rollouts(skill, tasks)
+        by_type: dict[str, list[float]] = {}
+        values: list[float] = []
+        for task, r in zip(tasks, done):
+            v = self.value(r)
+            if v is None:
+                continue
+            values.append(v)
+            by_type.setdefault(task.type, []).append(v)
+        return {
+            "score": round(sum(values) / len(values), 4) if values else None,
+            "n": len(values),
+            "infra_failures": len(done) - len(values),
+            "by_type": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_type.items())},
+        }

@@ -1,0 +1,57 @@
+"""The ChatModel protocol every backend satisfies, and the errors that mark infrastructure
+failures (as opposed to wrong answers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from skilltrain.records import Usage
+
+RETRYABLE = frozenset({"timeout", "rate_limit", "server_error", "connection", "empty_reply"})
+
+
+class ModelError(Exception):
+    """An infrastructure failure: the model did not give a usable reply.
+
+    `kind` is one of: timeout, rate_limit, server_error, connection, empty_reply, invalid_output,
+    http_error (a 4xx that retrying will not fix), fatal (authentication or unknown model: the
+    run cannot go on, so it is raised rather than counted).
+    """
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+@dataclass
+class Completion:
+    """A model reply. `message` is the assistant message as sent back (with any tool calls)."""
+
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    parsed: Any = None
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "usage": self.usage.model_dump(), "tool_calls": self.tool_calls}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Completion:
+        return cls(text=data["text"], usage=Usage(**data["usage"]),
+                   tool_calls=data.get("tool_calls") or [])
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """One endpoint. `request` is an OpenAI-style chat request body without `model`."""
+
+    name: str
+
+    async def complete(self, request: dict[str, Any]) -> Completion: ...

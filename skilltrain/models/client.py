@@ -1,0 +1,176 @@
+"""RoleClient: one role's view of a model (target, optimizer, judge).
+
+Everything a call needs beyond the raw HTTP lives here, once: the response cache, retries with
+backoff and jitter, schema-constrained output validated with pydantic (one retry on an invalid
+reply, then an infrastructure failure, never a silent fallback), replay mode, and accounting by
+role and stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from skilltrain.models.base import ChatModel, Completion, ModelError
+from skilltrain.models.cache import ResponseCache, request_key
+from skilltrain.models.meter import Meter
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ReplayMiss(Exception):
+    """In replay mode a request was not in the cache; the message names it."""
+
+
+@dataclass
+class CallSettings:
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    seed: int | None = 0
+    retries: int = 4
+    backoff_s: float = 0.5
+    max_backoff_s: float = 20.0
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+class RoleClient:
+    def __init__(
+        self,
+        model: ChatModel,
+        role: str,
+        meter: Meter,
+        *,
+        cache: ResponseCache | None = None,
+        settings: CallSettings | None = None,
+        replay: bool = False,
+    ):
+        self.model = model
+        self.role = role
+        self.meter = meter
+        self.cache = cache
+        self.settings = settings or CallSettings()
+        self.replay = replay
+        self._rng = random.Random()
+
+    def _request(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None,
+                 max_tokens: int | None, tools: list[dict[str, Any]] | None,
+                 temperature: float | None) -> dict[str, Any]:
+        s = self.settings
+        req: dict[str, Any] = {
+            "messages": messages,
+            "temperature": s.temperature if temperature is None else temperature,
+            "max_tokens": max_tokens or s.max_tokens,
+        }
+        if s.seed is not None:
+            req["seed"] = s.seed
+        if schema is not None:
+            req["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+            }
+        if tools:
+            req["tools"] = tools
+        if s.extra_body:
+            req["extra_body"] = dict(s.extra_body)
+        return req
+
+    async def _raw(self, request: dict[str, Any], stage: str, sample: int) -> Completion:
+        key = request_key(self.model.name, request, sample)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.meter.cache_hits += 1
+                self.meter.record(self.role, stage, self.model.name, hit.usage, cached=True)
+                return hit
+        if self.replay:
+            preview = json.dumps(request.get("messages", [])[-1:], ensure_ascii=False)[:300]
+            raise ReplayMiss(f"replay: no cached reply for {self.role}/{stage} request "
+                             f"{key[:12]} (sample {sample}); last message: {preview}")
+        completion = await self._with_retries(request, stage)
+        if self.cache is not None:
+            self.cache.put(key, self.model.name, request, completion)
+        self.meter.record(self.role, stage, self.model.name, completion.usage, cached=False)
+        return completion
+
+    async def _with_retries(self, request: dict[str, Any], stage: str) -> Completion:
+        s = self.settings
+        for attempt in range(s.retries + 1):
+            try:
+                return await self.model.complete(request)
+            except ModelError as exc:
+                if not exc.retryable or attempt == s.retries:
+                    raise
+                self.meter.retries[exc.kind] += 1
+                delay = min(s.max_backoff_s, s.backoff_s * 2**attempt)
+                await asyncio.sleep(delay * (0.5 + self._rng.random()))
+        raise AssertionError("unreachable")
+
+    async def complete(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        stage: str,
+        sample: int = 0,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+    ) -> Completion:
+        """A plain call. Raises ModelError (counted) when the endpoint fails after retries."""
+        request = self._request(messages, None, max_tokens, tools, temperature)
+        try:
+            return await self._raw(request, stage, sample)
+        except ModelError as exc:
+            self.meter.failures[exc.kind] += 1
+            raise
+
+    async def structured(
+        self,
+        messages: list[dict[str, Any]],
+        schema: type[T],
+        *,
+        stage: str,
+        sample: int = 0,
+        max_tokens: int | None = None,
+    ) -> T:
+        """A schema-constrained call whose reply is validated; one corrective retry."""
+        request = self._request(messages, schema, max_tokens, None, None)
+        try:
+            completion = await self._raw(request, stage, sample)
+            try:
+                return _parse(completion.text, schema)
+            except ValueError as first:
+                retry_messages = [
+                    *messages,
+                    {"role": "assistant", "content": completion.text[:4000]},
+                    {"role": "user", "content": (
+                        f"That reply was not valid ({first}). Answer again with only a JSON "
+                        "object that matches the schema."
+                    )},
+                ]
+                retry = self._request(retry_messages, schema, max_tokens, None, None)
+                completion = await self._raw(retry, stage, sample)
+                try:
+                    return _parse(completion.text, schema)
+                except ValueError as second:
+                    raise ModelError("invalid_output", f"{schema.__name__}: {second}") from None
+        except ModelError as exc:
+            self.meter.failures[exc.kind] += 1
+            raise
+
+
+def _parse(text: str, schema: type[T]) -> T:
+    raw = text.strip()
+    if raw.startswith("```"):
+        raw = raw.strip("`")
+        raw = raw[raw.find("{"):] if "{" in raw else raw
+    try:
+        return schema.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "reply"
+        raise ValueError(f"{where}: {first.get('msg', 'invalid')}") from None

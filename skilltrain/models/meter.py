@@ -1,0 +1,130 @@
+"""Token, call and dollar accounting per role and stage, infrastructure failures by kind, and
+the budget limits that stop a run cleanly."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from skilltrain.records import Usage
+
+# USD per million tokens (input, output). Users override or extend this in the config.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "claude-sonnet-4-5": (3.00, 15.00),
+    "claude-haiku-4-5": (1.00, 5.00),
+}
+
+
+class BudgetExceeded(Exception):
+    """Raised between stages when a configured limit is reached; the run then ends cleanly."""
+
+
+@dataclass
+class Limits:
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+
+
+@dataclass
+class Meter:
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    usage: dict[tuple[str, str], Usage] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)  # role -> model name
+    failures: Counter = field(default_factory=Counter)  # final infra failures by kind
+    retries: Counter = field(default_factory=Counter)  # retried attempts by kind
+    cache_hits: int = 0
+    billed: dict[str, Usage] = field(default_factory=dict)  # role -> calls actually sent
+
+    def record(self, role: str, stage: str, model: str, usage: Usage, *, cached: bool) -> None:
+        """Count every logical call (so a resumed run's totals equal an uninterrupted run's),
+        and separately what was really sent (what the budget limits and the bill see)."""
+        key = (role, stage)
+        self.usage[key] = self.usage.get(key, Usage()) + usage
+        self.models[role] = model
+        if not cached:
+            self.billed[role] = self.billed.get(role, Usage()) + usage
+
+    def price(self, model: str) -> tuple[float, float]:
+        table = {**DEFAULT_PRICES, **self.prices}
+        if model in table:
+            return table[model]
+        bare = model.split(":", 1)[-1].split("/")[-1]
+        return table.get(bare, (0.0, 0.0))
+
+    def cost_of(self, role: str, usage: Usage) -> float:
+        pin, pout = self.price(self.models.get(role, ""))
+        return (usage.prompt_tokens * pin + usage.completion_tokens * pout) / 1e6
+
+    def by_role(self) -> dict[str, Usage]:
+        out: dict[str, Usage] = {}
+        for (role, _), u in self.usage.items():
+            out[role] = out.get(role, Usage()) + u
+        return out
+
+    def total(self) -> Usage:
+        return sum(self.usage.values(), Usage())
+
+    def total_cost(self) -> float:
+        return sum(self.cost_of(role, u) for (role, _), u in self.usage.items())
+
+    def billed_cost(self) -> float:
+        return sum(self.cost_of(role, u) for role, u in self.billed.items())
+
+    def check(self) -> None:
+        total = sum(self.billed.values(), Usage())
+        lim = self.limits
+        if lim.max_calls is not None and total.calls >= lim.max_calls:
+            raise BudgetExceeded(f"call limit reached ({total.calls} >= {lim.max_calls})")
+        if lim.max_tokens is not None and total.total_tokens >= lim.max_tokens:
+            raise BudgetExceeded(f"token limit reached ({total.total_tokens} >= {lim.max_tokens})")
+        if lim.max_cost is not None and self.billed_cost() >= lim.max_cost:
+            raise BudgetExceeded(f"cost limit reached (${self.billed_cost():.4f} >= "
+                                 f"${lim.max_cost:.4f})")
+
+    def summary(self) -> dict:
+        roles = {
+            role: {**u.model_dump(), "cost_usd": round(self.cost_of(role, u), 6)}
+            for role, u in self.by_role().items()
+        }
+        stages = {
+            f"{role}/{stage}": {**u.model_dump(), "cost_usd": round(self.cost_of(role, u), 6)}
+            for (role, stage), u in sorted(self.usage.items())
+        }
+        return {
+            "roles": roles,
+            "stages": stages,
+            "cost_usd": round(self.total_cost(), 6),
+            "billed": {r: u.model_dump() for r, u in self.billed.items()},
+            "billed_cost_usd": round(self.billed_cost(), 6),
+            "infra_failures": dict(self.failures),
+            "retries": dict(self.retries),
+            "cache_hits": self.cache_hits,
+        }
+
+    def state(self) -> dict:
+        """What a resume needs to continue counting where the run left off."""
+        return {
+            "usage": [[r, s, u.model_dump()] for (r, s), u in self.usage.items()],
+            "models": self.models,
+            "failures": dict(self.failures),
+            "retries": dict(self.retries),
+            "cache_hits": self.cache_hits,
+            "billed": {r: u.model_dump() for r, u in self.billed.items()},
+        }
+
+    def restore(self, state: dict) -> None:
+        self.usage = {(r, s): Usage(**u) for r, s, u in state.get("usage", [])}
+        self.models = dict(state.get("models", {}))
+        self.failures = Counter(state.get("failures", {}))
+        self.retries = Counter(state.get("retries", {}))
+        self.cache_hits = int(state.get("cache_hits", 0))
+        self.billed = {r: Usage(**u) for r, u in state.get("billed", {}).items()}

@@ -1,0 +1,104 @@
+"""Stage 3: merge the minibatch patches hierarchically into one.
+
+Each side's patches are merged in groups (one call per group, a level's groups in parallel) until
+one patch per side remains; then one final merge in which failure-driven edits take priority. A
+merge call that fails is recorded and replaced by a plain de-duplicated concatenation, so one bad
+reply does not lose the analysts' work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from skilltrain.models.base import ModelError
+from skilltrain.models.client import RoleClient
+from skilltrain.optim.patch import Patch, render_edits
+from skilltrain.optim.prompts import render
+from skilltrain.optim.schemas import MergeReply
+from skilltrain.skill import Edit, Skill
+
+
+def concat_dedup(patches: list[Patch], side: str) -> Patch:
+    """Merge without a model: identical edits collapse and their support adds up."""
+    merged: dict[tuple[str, str, str], Edit] = {}
+    for p in patches:
+        for e in p.edits:
+            key = (e.op, e.target.strip(), e.content.strip())
+            if key in merged:
+                old = merged[key]
+                merged[key] = old.model_copy(update={"support": old.support + e.support})
+            else:
+                merged[key] = e
+    edits = sorted(merged.values(), key=lambda e: (e.source != "failure", -e.support))
+    patterns = "\n".join(p.patterns for p in patches if p.patterns)
+    return Patch(side=side, edits=edits, patterns=patterns[:2000])
+
+
+class Aggregator:
+    def __init__(self, client: RoleClient, *, group_size: int = 8, limit: int = 16,
+                 meta: str = ""):
+        self.client = client
+        self.group_size = max(2, group_size)
+        self.limit = limit
+        self.meta = meta
+        self.failed_calls = 0
+        self.calls = 0
+
+    async def _merge(self, skill: Skill, patches: list[Patch], side: str) -> Patch:
+        non_empty = [p for p in patches if p.edits]
+        if len(non_empty) <= 1:
+            return concat_dedup(patches, side)
+        shown = "\n\n".join(
+            f"### From a {p.side} analyst\nPatterns: {p.patterns[:500]}\n{render_edits(p.edits)}"
+            for p in non_empty
+        )
+        prompt = render(
+            "merge",
+            meta=f"\n## Notes from earlier epochs\n{self.meta}\n" if self.meta else "",
+            skill=skill.text, patches=shown, limit=self.limit,
+            priority=(", and when a failure-driven edit conflicts with a success-driven one, "
+                      "keep the failure-driven one") if side == "merged" else "",
+        )
+        self.calls += 1
+        fallback = concat_dedup(non_empty, side)
+        try:
+            reply = await self.client.structured(
+                [{"role": "user", "content": prompt}], MergeReply, stage="aggregate"
+            )
+        except ModelError as exc:
+            if exc.kind == "fatal":
+                raise
+            self.failed_calls += 1
+            return fallback
+        sources = {e.source for p in non_empty for e in p.edits}
+        source = "failure" if "failure" in sources else "success"
+        edits = [e.to_edit(source) for e in reply.edits[: self.limit]]
+        return Patch(side=side, edits=edits, patterns=fallback.patterns)
+
+    async def _reduce_side(self, skill: Skill, patches: list[Patch], side: str) -> Patch:
+        level = [p for p in patches if p.edits]
+        if not level:
+            return Patch(side=side, patterns="\n".join(p.patterns for p in patches)[:2000])
+        while len(level) > 1:
+            groups = [level[i : i + self.group_size] for i in range(0, len(level),
+                                                                    self.group_size)]
+            level = list(await asyncio.gather(*(
+                self._merge(skill, g, side) if len(g) > 1 else _same(g[0]) for g in groups
+            )))
+        return level[0]
+
+    async def aggregate(self, skill: Skill, patches: list[Patch]) -> Patch:
+        fail, succ = await asyncio.gather(
+            self._reduce_side(skill, [p for p in patches if p.side == "failure"], "failure"),
+            self._reduce_side(skill, [p for p in patches if p.side == "success"], "success"),
+        )
+        if fail.edits and succ.edits:
+            final = await self._merge(skill, [fail, succ], "merged")
+            final.patterns = "\n".join(x for x in (fail.patterns, succ.patterns) if x)[:2000]
+            return final
+        only = fail if fail.edits else succ
+        return Patch(side="merged", edits=only.edits, patterns=fail.patterns or succ.patterns)
+
+
+async def _same(patch: Patch) -> Patch:
+    return patch

@@ -1,0 +1,43 @@
+"""The JSON shapes the optimizer must answer in. Every string has a maxLength: measured on the
+local 1.5B model, an unbounded field invites it to copy long failure text until it runs out of
+tokens."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from skilltrain.skill import Edit
+
+
+class EditOut(BaseModel):
+    op: Literal["append", "insert_after", "replace", "delete"]
+    target: str = Field(default="", max_length=400)
+    content: str = Field(default="", max_length=1200)
+    rationale: str = Field(default="", max_length=300)
+    support: int = Field(default=1, ge=0, le=10000)
+
+    def to_edit(self, source: str) -> Edit:
+        return Edit(op=self.op, target=self.target, content=self.content,
+                    rationale=self.rationale, support=self.support, source=source)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_edit(cls, edit: Edit) -> EditOut:
+        return cls(op=edit.op, target=edit.target[:400], content=edit.content[:1200],
+                   rationale=edit.rationale[:300], support=min(edit.support, 10000))
+
+
+class AnalystReply(BaseModel):
+    patterns: str = Field(max_length=1000)
+    edits: list[EditOut] = Field(default_factory=list, max_length=12)
+
+
+class MergeReply(BaseModel):
+    reasoning: str = Field(default="", max_length=800)
+    edits: list[EditOut] = Field(default_factory=list, max_length=24)
+
+
+class RankReply(BaseModel):
+    reasoning: str = Field(default="", max_length=800)
+    chosen: list[int] = Field(max_length=24)

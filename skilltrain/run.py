@@ -1,0 +1,404 @@
+"""RunContext: what one training run knows, how it is set up, checkpointed and finished.
+
+The trainer's loop stays one screen long because the bookkeeping lives here: resolving inputs,
+opening models, the incumbent and best skill versions, per-step records in the run folder, the
+checkpoint after every step, and the end-of-run evaluation and summary.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from skilltrain.config import ConfigError, dump_config
+from skilltrain.data import FieldMap, Splits, Task, load_tasks, split_tasks, tasks_from_objects
+from skilltrain.evaluation import Evaluator
+from skilltrain.gate import DEFAULT_GATE, make_gate
+from skilltrain.harness.chat import ChatHarness
+from skilltrain.models.cache import ResponseCache
+from skilltrain.models.client import CallSettings, RoleClient
+from skilltrain.models.meter import Limits, Meter
+from skilltrain.optim.memory import RejectedBuffer
+from skilltrain.records import Rollout
+from skilltrain.scoring import make_scorer
+from skilltrain.skill import Skill, SkillError
+from skilltrain.store import RunStore
+
+if TYPE_CHECKING:
+    from skilltrain.trainer import Trainer
+
+
+@dataclass
+class Version:
+    number: int
+    skill: Skill
+    step: int  # the global step that produced it (0 = initial)
+
+    def to_json(self) -> dict:
+        return {"number": self.number, "hash": self.skill.hash, "step": self.step}
+
+
+class StepRecord:
+    """Collects one step's evidence and writes it under steps/eXX-sYYY/ as it arrives."""
+
+    def __init__(self, run: RunContext, epoch: int, index: int, budget: int):
+        self.run = run
+        self.id = f"e{epoch + 1:02d}-s{index + 1:03d}"
+        self.row: dict[str, Any] = {"step": run.global_step + 1, "id": self.id,
+                                    "epoch": epoch + 1, "batch": index + 1, "lr": budget}
+        self._started = time.monotonic()
+
+    def _write(self, name: str, data: Any) -> None:
+        self.run.store.write_json(f"steps/{self.id}/{name}", data)
+
+    def rollouts(self, tasks: list[Task], rollouts: list[Rollout]) -> None:
+        self.run.store.write_jsonl(f"steps/{self.id}/rollouts.jsonl",
+                                   [r.model_dump() for r in rollouts])
+        ok = [r for r in rollouts if r.ok]
+        self.row["train_score"] = (round(sum(r.score.hard for r in ok) / len(ok), 4)
+                                   if ok else None)
+        self.row["train_infra_failures"] = len(rollouts) - len(ok)
+        self.run.emit("rollout", step=self.row["step"], score=self.row["train_score"],
+                      n=len(rollouts), failures=len(rollouts) - len(ok))
+
+    def reflection(self, result: Any) -> None:
+        self._write("analysts.json", {"failures": result.n_failures,
+                                      "successes": result.n_successes,
+                                      "failed_calls": result.failed_calls,
+                                      "patches": [p.to_json() for p in result.patches]})
+        self.row["proposed"] = sum(len(p.edits) for p in result.patches)
+        self.run.emit("reflect", step=self.row["step"], patches=len(result.patches),
+                      edits=self.row["proposed"], failed_calls=result.failed_calls)
+
+    def patch(self, patch: Any, aggregator: Any) -> None:
+        self._write("patch.json", {**patch.to_json(), "merge_calls": aggregator.calls,
+                                   "failed_merge_calls": aggregator.failed_calls})
+        self.run.emit("aggregate", step=self.row["step"], edits=len(patch.edits))
+
+    def selection(self, sel: Any) -> None:
+        self.row["selected"] = len(sel.edits)
+        self._selection = {"budget": sel.budget, "proposed": sel.proposed, "ranked": sel.ranked,
+                           "reasoning": sel.reasoning, "fallback": sel.fallback}
+        self.run.emit("select", step=self.row["step"], budget=sel.budget, chosen=len(sel.edits),
+                      proposed=sel.proposed)
+
+    def update(self, update: Any) -> None:
+        self._selection["edits"] = [{**r.edit.model_dump(), "status": r.status.value}
+                                    for r in update.results]
+        self._write("selection.json", self._selection)
+        self.row["applied"] = update.applied
+        self.row["candidate_hash"] = update.candidate.hash
+        self.candidate = update.candidate
+        self.run.emit("update", step=self.row["step"], applied=update.applied,
+                      statuses=[r.status.value for r in update.results])
+
+    def decision(self, d: Any) -> None:
+        data = {"accepted": d.accepted, "rule": d.rule, "candidate_score": d.candidate_score,
+                "incumbent_score": d.incumbent_score, "items_used": d.items_used,
+                "new_evaluations": d.new_evaluations, "excluded": d.excluded,
+                "stopped_early": d.stopped_early, "reason": d.reason, "evidence": d.evidence,
+                "candidate_hash": self.candidate.hash,
+                "incumbent_hash": self.run.incumbent.skill.hash}
+        self._write("gate.json", data)
+        self.row.update(outcome="accepted" if d.accepted else "rejected",
+                        val_candidate=d.candidate_score, val_incumbent=d.incumbent_score,
+                        gate_items=d.items_used, gate_reason=d.reason)
+        self.run.emit("gate", step=self.row["step"], **{k: data[k] for k in (
+            "accepted", "candidate_score", "incumbent_score", "items_used", "reason")})
+
+    def skip(self, reason: str) -> StepRecord:
+        self.row.update(outcome="skipped", reason=reason)
+        self.run.emit("skip", step=self.row["step"], reason=reason)
+        return self.done()
+
+    def done(self) -> StepRecord:
+        self.row["wall_s"] = round(time.monotonic() - self._started, 2)
+        self.row["skill_tokens"] = self.run.incumbent.skill.tokens
+        return self
+
+
+@dataclass
+class RunContext:
+    trainer: Trainer
+    store: RunStore
+    splits: Splits
+    evaluator: Evaluator
+    target: RoleClient
+    optimizer: RoleClient
+    meter: Meter
+    gate: Any
+    val_ids: list[str]
+    initial: Version
+    incumbent: Version
+    best: Version
+    rejected: RejectedBuffer
+    meta_notes: str = ""
+    epoch: int = 0
+    batch_index: int = 0
+    global_step: int = 0
+    versions: list[dict] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)
+    stopped: str | None = None
+    summary: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    wall_before: float = 0.0
+
+    # -- events --------------------------------------------------------------
+    def emit(self, kind: str, **data: Any) -> None:
+        record = self.store.event(kind, **data)
+        for callback in self.trainer.callbacks:
+            callback(record)
+
+    # -- steps ---------------------------------------------------------------
+    def begin_step(self, epoch: int, index: int, budget: int) -> StepRecord:
+        self.emit("step_start", step=self.global_step + 1, epoch=epoch + 1, batch=index + 1,
+                  lr=budget)
+        return StepRecord(self, epoch, index, budget)
+
+    def accept(self, skill: Skill, step: StepRecord) -> None:
+        number = len(self.versions)
+        self.store.save_skill(number, skill)
+        self.incumbent = Version(number, skill, step.row["step"])
+        self.best = self.incumbent
+        self.versions.append({**self.incumbent.to_json(), "accepted": True})
+        step.row["version"] = number
+        self.store.write_text("best_skill.md", skill.text)
+
+    def commit_step(self, record: StepRecord, *, next_epoch: int, next_batch: int) -> None:
+        self.history.append(record.row)
+        self.global_step += 1
+        self.epoch, self.batch_index = next_epoch, next_batch
+        self.emit("step_end", **record.row, accepted_total=self.count("accepted"),
+                  rejected_total=self.count("rejected"), tokens=self.meter.total().total_tokens,
+                  cost_usd=round(self.meter.total_cost(), 6))
+        self.checkpoint()
+
+    def commit_epoch(self, next_epoch: int) -> None:
+        self.epoch, self.batch_index = next_epoch, 0
+        self.emit("epoch_end", epoch=next_epoch)
+        self.checkpoint()
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for row in self.history if row.get("outcome") == outcome)
+
+    # -- checkpoint ----------------------------------------------------------
+    def checkpoint(self, done: bool = False) -> None:
+        self.store.save_state({
+            "epoch": self.epoch, "batch_index": self.batch_index,
+            "global_step": self.global_step, "incumbent": self.incumbent.to_json(),
+            "best": self.best.to_json(), "versions": self.versions, "history": self.history,
+            "rejected": self.rejected.to_json(), "meta_notes": self.meta_notes,
+            "meter": self.meter.state(), "stopped": self.stopped, "done": done,
+            "wall_s": self.wall_before + (time.time() - self.started),
+        })
+
+    def restore(self, state: dict) -> None:
+        def version(data: dict) -> Version:
+            return Version(data["number"], self.store.load_skill(data["number"]), data["step"])
+
+        self.epoch, self.batch_index = state["epoch"], state["batch_index"]
+        self.global_step = state["global_step"]
+        self.incumbent, self.best = version(state["incumbent"]), version(state["best"])
+        self.versions, self.history = state["versions"], state["history"]
+        self.rejected = RejectedBuffer.from_json(state["rejected"], self.rejected.capacity)
+        self.meta_notes = state.get("meta_notes", "")
+        self.meter.restore(state["meter"])
+        self.wall_before = state.get("wall_s", 0.0)
+
+    # -- end of run ----------------------------------------------------------
+    async def finish(self) -> None:
+        if self.incumbent.skill.hash != self.best.skill.hash and not self.stopped:
+            decision = await self.gate.decide(self.incumbent.skill, self.best.skill,
+                                              self.val_ids, self.evaluator)
+            self.emit("final_gate", accepted=decision.accepted, reason=decision.reason)
+            if decision.accepted:
+                self.best = self.incumbent
+        self.store.write_text("best_skill.md", self.best.skill.text)
+        skills = {"initial": self.initial.skill, "best": self.best.skill,
+                  "final": self.incumbent.skill}
+        val = {name: await self.evaluator.mean(s, self.splits.val)
+               for name, s in skills.items() if name != "final"}
+        test: dict[str, Any] = {}
+        if self.splits.test and not self.stopped:
+            test = {name: await self.evaluator.mean(s, self.splits.test)
+                    for name, s in skills.items()}
+        self.summary = build_summary(self, val, test)
+        self.store.write_json("summary.json", self.summary)
+        self.checkpoint(done=True)
+        self.emit("end", **{k: self.summary[k] for k in ("val", "test", "steps")})
+
+
+def build_summary(run: RunContext, val: dict, test: dict) -> dict:
+    usage = run.meter.summary()
+
+    def scores(d: dict) -> dict:
+        return {k: v["score"] for k, v in d.items()}
+
+    return {
+        "val": scores(val),
+        "test": scores(test) if test else {"initial": None, "best": None, "final": None},
+        "test_by_type": {k: v["by_type"] for k, v in test.items()},
+        "delta": {
+            "val": _delta(val, "best", "initial"),
+            "test": _delta(test, "best", "initial") if test else None,
+        },
+        "steps": {"total": run.global_step, "accepted": run.count("accepted"),
+                  "rejected": run.count("rejected"), "skipped": run.count("skipped")},
+        "usage": {role: {k: u[k] for k in ("prompt_tokens", "completion_tokens", "calls",
+                                           "cost_usd")}
+                  for role, u in usage["roles"].items()},
+        "usage_by_stage": usage["stages"],
+        "cost_usd": usage["cost_usd"],
+        "billed_cost_usd": usage["billed_cost_usd"],
+        "infra_failures": {"total": sum(usage["infra_failures"].values()),
+                           "by_kind": usage["infra_failures"], "retried": usage["retries"]},
+        "cache_hits": usage["cache_hits"],
+        "best_version": run.best.number,
+        "best_skill": str(run.store.path("best_skill.md")),
+        "skill_tokens": {"initial": run.initial.skill.tokens, "best": run.best.skill.tokens},
+        "stopped": run.stopped,
+        "wall_s": round(run.wall_before + (time.time() - run.started), 1),
+        "sizes": {"train": len(run.splits.train), "val": len(run.splits.val),
+                  "test": len(run.splits.test)},
+    }
+
+
+def _delta(d: dict, a: str, b: str) -> float | None:
+    x, y = d.get(a, {}).get("score"), d.get(b, {}).get("score")
+    return None if x is None or y is None else round(x - y, 4)
+
+
+# -- setting a run up ----------------------------------------------------------
+
+def resolve_inputs(trainer: Trainer, tasks: Iterable[Task | dict] | None,
+                   skill: Skill | str | None) -> tuple[Splits, Skill, Any]:
+    """Where tasks, skill and scorer come from: arguments first, then a suite, then files."""
+    cfg = trainer.config
+    suite = None
+    if cfg.suite:
+        from skilltrain.suites import get_suite
+
+        suite = get_suite(cfg.suite)
+    fields = FieldMap(**cfg.data.fields.model_dump())
+    if tasks is not None:
+        splits = split_tasks(tasks_from_objects(tasks, fields), cfg.data.split, cfg.data.seed)
+    elif cfg.data.path:
+        splits = split_tasks(load_tasks(cfg.data.path, fields), cfg.data.split, cfg.data.seed)
+    elif cfg.data.train:
+        splits = Splits(load_tasks(cfg.data.train, fields), load_tasks(cfg.data.val, fields),
+                        load_tasks(cfg.data.test, fields) if cfg.data.test else [])
+    elif suite is not None:
+        splits = suite.splits(cfg.data.seed)
+    else:
+        raise ConfigError("data: no tasks; give data.path (or --data), data.train/val, "
+                          "or a suite")
+    if cfg.data.limit:
+        lim = cfg.data.limit
+        splits = Splits(splits.train[:lim], splits.val[:lim], splits.test[:lim])
+    if isinstance(skill, Skill):
+        start = skill
+    elif isinstance(skill, str):
+        start = Skill.from_file(skill) if Path(skill).is_file() else Skill(skill)
+    elif cfg.skill:
+        start = Skill.from_file(cfg.skill)
+    elif suite is not None:
+        start = Skill(suite.skill)
+    else:
+        start = Skill("")
+    try:
+        start.validate()
+    except SkillError as exc:
+        raise ConfigError(f"skill: {exc}") from None
+    scorer_spec = trainer.scorer or cfg.scorer or (suite.scorer if suite else None)
+    if scorer_spec is None:
+        raise ConfigError("scorer: not set; give a scorer name (e.g. exact, numeric) or "
+                          "'module:function'")
+    if isinstance(scorer_spec, dict):
+        options = dict(scorer_spec)
+        scorer = make_scorer(options.pop("name"), **options)
+    else:
+        scorer = make_scorer(scorer_spec)
+    return splits, start, scorer
+
+
+def default_out(trainer: Trainer) -> Path:
+    name = trainer.config.suite or "run"
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@asynccontextmanager
+async def open_run(trainer: Trainer, tasks: Iterable[Task | dict] | None,
+                   skill: Skill | str | None) -> AsyncIterator[RunContext]:
+    cfg = trainer.config
+    splits, start, scorer = resolve_inputs(trainer, tasks, skill)
+    root = Path(cfg.out) if cfg.out else default_out(trainer)
+    fresh = not root.exists()
+    store = RunStore(root)
+    state = store.load_state()
+    if state is None:
+        store.write_text("config.yaml", dump_config(cfg))
+        store.save_skill(0, start)
+    meter = Meter(prices={**cfg.prices}, limits=Limits(**cfg.budget.model_dump()))
+    try:
+        async with _run_context(trainer, store, state, splits, start, scorer, meter) as run:
+            yield run
+    except BaseException:
+        if fresh and state is None and not store.path("state.json").exists():
+            shutil.rmtree(root, ignore_errors=True)  # failed before the first checkpoint
+        raise
+
+
+@asynccontextmanager
+async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, splits: Splits,
+                       start: Skill, scorer: Any, meter: Meter) -> AsyncIterator[RunContext]:
+    cfg = trainer.config
+    root = store.root
+    async with AsyncExitStack() as stack:
+        cache = ResponseCache(cfg.cache or store.db_path)
+        stack.callback(cache.close)
+        stack.callback(store.close)
+
+        async def client(role: str, given: Any) -> RoleClient:
+            mcfg = getattr(cfg, role)
+            if given is None:
+                from skilltrain.models.registry import open_model
+
+                given = await open_model(mcfg, stack, role)
+            settings = CallSettings(temperature=mcfg.temperature, max_tokens=mcfg.max_tokens,
+                                    seed=mcfg.seed, retries=mcfg.retries,
+                                    backoff_s=mcfg.retry_backoff)
+            return RoleClient(given, role, meter, cache=cache, settings=settings,
+                              replay=trainer.replay)
+
+        target = await client("target", trainer.target)
+        optimizer = await client("optimizer", trainer.optimizer)
+        harness = trainer.harness or ChatHarness(max_tokens=cfg.target.max_tokens)
+        evaluator = Evaluator(harness, target, scorer, store.scores, splits.all(),
+                              metric=cfg.gate.metric, soft_weight=cfg.gate.soft_weight)
+        rule = DEFAULT_GATE if cfg.gate.rule == "default" else cfg.gate.rule
+        gate = make_gate(rule, **cfg.gate.options)
+        val_ids = sorted(t.id for t in splits.val)
+        random.Random(f"val:{cfg.seed}").shuffle(val_ids)
+        initial = Version(0, start, 0)
+        run = RunContext(trainer=trainer, store=store, splits=splits, evaluator=evaluator,
+                         target=target, optimizer=optimizer, meter=meter, gate=gate,
+                         val_ids=val_ids, initial=initial, incumbent=initial, best=initial,
+                         rejected=RejectedBuffer(capacity=cfg.train.rejected_buffer),
+                         versions=[{**initial.to_json(), "accepted": True}])
+        if state is not None:
+            run.restore(state)
+            run.emit("resume", step=run.global_step, epoch=run.epoch + 1)
+        else:
+            run.emit("start", out=str(root), train=len(splits.train), val=len(splits.val),
+                     test=len(splits.test), target=cfg.target.model,
+                     optimizer=cfg.optimizer.model, gate=rule)
+            store.write_text("best_skill.md", start.text)
+            await evaluator(start, val_ids)  # the incumbent's outcomes, cached for the gate
+            run.checkpoint()
+        yield run

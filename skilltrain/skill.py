@@ -1,0 +1,268 @@
+"""The skill document: the only thing that learns.
+
+A skill is Markdown with optional Agent Skills front matter and *protected regions* that step
+edits must not touch. Edits are applied by exact anchor match only: an edit either lands where the
+optimizer asked, or it gets a status saying why not. Nothing is ever applied somewhere else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_DESCRIPTION = 1024
+_FRONT_RE = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*(?:\n|\Z)", re.DOTALL)
+_REGION_RE = re.compile(
+    r"<!-- skilltrain:begin (?P<name>[a-z0-9-]+) -->.*?<!-- skilltrain:end (?P=name) -->",
+    re.DOTALL,
+)
+
+MARKER = "<!-- skilltrain:"
+SLOW_UPDATE_REGION = "slow-update"
+APPENDIX_REGION = "appendix"
+
+
+class SkillError(ValueError):
+    """A skill document that cannot be used as written."""
+
+
+class EditStatus(str, Enum):
+    APPLIED = "applied"
+    ANCHOR_MISSING = "anchor_missing"
+    AMBIGUOUS_ANCHOR = "ambiguous_anchor"
+    PROTECTED_REGION = "protected_region"
+
+
+EditOp = Literal["append", "insert_after", "replace", "delete"]
+
+
+class Edit(BaseModel):
+    """One proposed change, with the provenance the report and the rejected buffer need."""
+
+    op: EditOp
+    target: str = ""
+    content: str = ""
+    rationale: str = ""
+    support: int = Field(default=0, ge=0)
+    source: Literal["failure", "success", "slow_update", "rewrite"] = "failure"
+
+    def describe(self) -> str:
+        if self.op == "append":
+            return f"append: {_short(self.content)}"
+        if self.op == "delete":
+            return f"delete: {_short(self.target)}"
+        return f"{self.op} [{_short(self.target)}] -> {_short(self.content)}"
+
+
+@dataclass(frozen=True)
+class EditResult:
+    edit: Edit
+    status: EditStatus
+
+
+def _short(text: str, n: int = 60) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= n else one[: n - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Skill:
+    """An immutable skill version. Every edit returns a new Skill; the hash names the version."""
+
+    text: str
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Skill:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SkillError(f"{p}: cannot read skill file ({exc.strerror})") from exc
+        skill = cls(text)
+        try:
+            skill.validate()
+        except SkillError as exc:
+            raise SkillError(f"{p}: {exc}") from None
+        return skill
+
+    # -- identity and size -------------------------------------------------
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def chars(self) -> int:
+        return len(self.text)
+
+    @property
+    def tokens(self) -> int:
+        """Rough token estimate (4 chars/token): we ship no tokenizer on purpose."""
+        return (len(self.text) + 3) // 4
+
+    # -- front matter ------------------------------------------------------
+    def _front(self) -> tuple[dict, int]:
+        m = _FRONT_RE.match(self.text)
+        if not m:
+            return {}, 0
+        try:
+            data = yaml.safe_load(m.group(1)) or {}
+        except yaml.YAMLError as exc:
+            raise SkillError(f"front matter is not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(data, dict):
+            raise SkillError("front matter must be a YAML mapping")
+        return data, m.end()
+
+    @property
+    def front_matter(self) -> dict:
+        return self._front()[0]
+
+    @property
+    def name(self) -> str | None:
+        return self.front_matter.get("name")
+
+    @property
+    def description(self) -> str | None:
+        return self.front_matter.get("description")
+
+    @property
+    def body(self) -> str:
+        """What the target reads: the document without its front matter."""
+        return self.text[self._front()[1] :].lstrip("\n")
+
+    def validate(self) -> None:
+        data, _ = self._front()
+        if "name" in data and not (
+            isinstance(data["name"], str) and NAME_RE.match(data["name"])
+        ):
+            raise SkillError(
+                "front matter 'name': expected 1-64 characters of a-z, 0-9 and '-', "
+                f"got {data['name']!r}"
+            )
+        desc = data.get("description")
+        if desc is not None and (not isinstance(desc, str) or len(desc) > MAX_DESCRIPTION):
+            raise SkillError(f"front matter 'description': expected a string of at most "
+                             f"{MAX_DESCRIPTION} characters")
+        names = [m.group("name") for m in _REGION_RE.finditer(self.text)]
+        if len(names) != len(set(names)):
+            raise SkillError("a protected region name appears twice")
+
+    # -- protected regions -------------------------------------------------
+    def protected_spans(self) -> list[tuple[int, int]]:
+        """Character spans no step edit may touch: front matter and every protected region."""
+        spans = [(m.start(), m.end()) for m in _REGION_RE.finditer(self.text)]
+        end = self._front()[1]
+        if end:
+            spans.insert(0, (0, end))
+        return spans
+
+    def region(self, name: str) -> str | None:
+        for m in _REGION_RE.finditer(self.text):
+            if m.group("name") == name:
+                inner = m.group(0)
+                start = inner.index("-->") + 3
+                stop = inner.rindex("<!--")
+                return inner[start:stop].strip("\n")
+        return None
+
+    def with_region(self, name: str, content: str) -> Skill:
+        """Replace (or create at the end) a protected region; used by epoch-boundary updates."""
+        block = (f"<!-- skilltrain:begin {name} -->\n{content.strip()}\n"
+                 f"<!-- skilltrain:end {name} -->")
+        for m in _REGION_RE.finditer(self.text):
+            if m.group("name") == name:
+                return Skill(self.text[: m.start()] + block + self.text[m.end() :])
+        return Skill(self.text.rstrip("\n") + "\n\n" + block + "\n")
+
+    # -- edits -------------------------------------------------------------
+    def apply(self, edits: list[Edit]) -> tuple[Skill, list[EditResult]]:
+        """Apply edits in order; each gets exactly one status. Deterministic by construction."""
+        skill = self
+        results: list[EditResult] = []
+        for edit in edits:
+            skill, status = skill._apply_one(edit)
+            results.append(EditResult(edit, status))
+        return skill, results
+
+    def _apply_one(self, edit: Edit) -> tuple[Skill, EditStatus]:
+        text = self.text
+        if MARKER in edit.content:  # an edit may not forge or break a protected region
+            return self, EditStatus.PROTECTED_REGION
+        if edit.op == "append":
+            at = self._append_point()
+            block = edit.content.strip("\n")
+            if not block:
+                return self, EditStatus.APPLIED
+            before = text[:at].rstrip("\n")
+            after = text[at:].lstrip("\n")
+            joined = (before + "\n\n" if before else "") + block + "\n"
+            if after:
+                joined += "\n" + after
+            return Skill(joined), EditStatus.APPLIED
+        found = self._locate(edit.target)
+        if isinstance(found, EditStatus):
+            return self, found
+        start, end = found
+        if edit.op == "insert_after":
+            line_end = text.find("\n", end)
+            line_end = len(text) if line_end == -1 else line_end
+            if self._touches_protected(start, line_end):
+                return self, EditStatus.PROTECTED_REGION
+            new = text[:line_end] + "\n" + edit.content.strip("\n") + text[line_end:]
+            if line_end == len(text):
+                new += "\n"
+            return Skill(new), EditStatus.APPLIED
+        if edit.op == "replace":
+            return Skill(text[:start] + edit.content + text[end:]), EditStatus.APPLIED
+        # delete: also drop the line break when the anchor was a whole line
+        if (start == 0 or text[start - 1] == "\n") and text[end : end + 1] == "\n":
+            end += 1
+        return Skill(text[:start] + text[end:]), EditStatus.APPLIED
+
+    def _locate(self, target: str) -> tuple[int, int] | EditStatus:
+        for candidate in (target, target.strip()):
+            if not candidate:
+                continue
+            count = self.text.count(candidate)
+            if count > 1:
+                return EditStatus.AMBIGUOUS_ANCHOR
+            if count == 1:
+                start = self.text.index(candidate)
+                end = start + len(candidate)
+                if self._touches_protected(start, end):
+                    return EditStatus.PROTECTED_REGION
+                return start, end
+        return EditStatus.ANCHOR_MISSING
+
+    def _touches_protected(self, start: int, end: int) -> bool:
+        return any(start < e and end > s for s, e in self.protected_spans())
+
+    def _append_point(self) -> int:
+        """End of the editable text: before any protected regions that close the document."""
+        at = len(self.text)
+        for s, e in reversed(self.protected_spans()):
+            if s == 0:  # front matter
+                break
+            if self.text[e:at].strip():
+                break
+            at = s
+        return at
+
+    # -- history -----------------------------------------------------------
+    def diff(self, other: Skill, *, from_name: str = "before", to_name: str = "after") -> str:
+        return "".join(
+            difflib.unified_diff(
+                self.text.splitlines(keepends=True),
+                other.text.splitlines(keepends=True),
+                fromfile=from_name,
+                tofile=to_name,
+            )
+        )

@@ -1,0 +1,44 @@
+"""The Suite record and the registry of built-in suites."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from skilltrain.data import Splits
+
+
+class SuiteError(ValueError):
+    """An unknown suite, or one whose optional dependency is missing."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    skill: str  # the starting skill, Markdown
+    scorer: Any  # a scorer spec for make_scorer (name, dict, or Scorer object)
+    build: Callable[[int], Splits] = field(repr=False)  # seed -> deterministic splits
+    harness: str = "chat"
+    needs: str | None = None  # the extra to install, if any
+
+    def splits(self, seed: int = 0) -> Splits:
+        return self.build(seed)
+
+
+def _registry() -> dict[str, Suite]:
+    from skilltrain.suites import registry
+
+    return registry.SUITES()
+
+
+def list_suites() -> list[Suite]:
+    return list(_registry().values())
+
+
+def get_suite(name: str) -> Suite:
+    suites = _registry()
+    if name not in suites:
+        raise SuiteError(f"suite {name!r}: unknown; available: {', '.join(sorted(suites))}")
+    return suites[name]

@@ -1,0 +1,116 @@
+"""`skilltrain train` and `skilltrain eval` as subprocesses against a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from scripted import GOOD_RULE, HARMFUL_RULE, make_tasks
+
+SECRET = "sk-test-very-secret-key-123"
+SKILL = "---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n"
+
+
+def cli(args: list[str], base_url: str | None, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    if base_url:
+        env.update(OPENAI_BASE_URL=base_url, OPENAI_API_KEY=SECRET)
+    return subprocess.run([sys.executable, "-m", "skilltrain.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def write_inputs(tmp: Path) -> tuple[Path, Path]:
+    data = tmp / "tasks.jsonl"
+    data.write_text("".join(json.dumps(t) + "\n" for t in make_tasks(24)))
+    skill = tmp / "SKILL.md"
+    skill.write_text(SKILL)
+    return data, skill
+
+
+TRAIN = ["train", "--target", "openai:scripted-target", "--optimizer", "openai:scripted-opt",
+         "--scorer", "exact", "--epochs", "1", "--batch-size", "6", "--lr", "2",
+         "--gate", "strict", "--quiet"]
+
+
+def test_train_over_http_accepts_good_rejects_harmful(tmp_path, scripted_server):
+    server = scripted_server("harmful,good")
+    data, skill = write_inputs(tmp_path)
+    out = tmp_path / "run"
+    proc = cli([*TRAIN, "--data", str(data), "--skill", str(skill), "--out", str(out)],
+               server.base_url, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"]["accepted"] == 1 and summary["steps"]["rejected"] == 1
+    assert summary["val"]["best"] > summary["val"]["initial"]
+    assert summary["test"]["best"] > summary["test"]["initial"]
+    best = (out / "best_skill.md").read_text()
+    assert GOOD_RULE in best and HARMFUL_RULE not in best
+    # the rejected harmful edit reaches the next failure analyst as negative feedback
+    analysts = [r["messages"][-1]["content"] for r in server.requests()
+                if (r.get("response_format") or {}).get("json_schema", {}).get("name")
+                == "AnalystReply" and "got wrong" in r["messages"][-1]["content"]]
+    assert len(analysts) >= 2
+    assert "did NOT help" not in analysts[0]
+    assert "did NOT help" in analysts[1] and HARMFUL_RULE in analysts[1]
+    # optimizer calls carried a JSON schema; target calls did not
+    assert all("response_format" not in r for r in server.requests()
+               if r["model"] == "scripted-target")
+    # the API key never reaches the run folder
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    assert "before / after" in proc.stdout
+
+
+def test_eval_command(tmp_path, scripted_server):
+    server = scripted_server()
+    data, skill = write_inputs(tmp_path)
+    good = tmp_path / "good.md"
+    good.write_text(SKILL + GOOD_RULE + "\n")
+    weak = cli(["eval", "--skill", str(skill), "--data", str(data), "--target",
+                "openai:scripted-target", "--scorer", "exact", "--json"], server.base_url,
+               tmp_path)
+    strong = cli(["eval", "--skill", str(good), "--data", str(data), "--target",
+                  "openai:scripted-target", "--scorer", "exact", "--json"], server.base_url,
+                 tmp_path)
+    assert weak.returncode == 0 and strong.returncode == 0, weak.stderr + strong.stderr
+    assert json.loads(weak.stdout)["score"] == 0.0
+    assert json.loads(strong.stdout)["score"] == 1.0
+
+
+def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path):
+    data, skill = write_inputs(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "input": "x", "answer": "1"}\n{"id": "b", "input": "y"}\n')
+    out = tmp_path / "run"
+    proc = cli([*TRAIN, "--data", str(bad), "--skill", str(skill), "--out", str(out)],
+               "http://127.0.0.1:9/v1", tmp_path)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and "bad.jsonl:2" in lines[0] and "answer" in lines[0]
+    assert not out.exists()
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("train:\n  epochs: many\n")
+    proc = cli(["train", "--config", str(cfg), "--data", str(data)], None, tmp_path)
+    assert proc.returncode == 2 and "train.epochs" in proc.stderr and "many" in proc.stderr
+
+
+def test_config_file_with_flag_override(tmp_path, scripted_server):
+    server = scripted_server("good")
+    data, skill = write_inputs(tmp_path)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"data: {{path: {data}}}\nskill: {skill}\nscorer: exact\n"
+        "target: {model: openai:scripted-target}\noptimizer: {model: openai:scripted-opt}\n"
+        "train: {epochs: 3, batch_size: 6, lr: 1}\ngate: {rule: strict}\n"
+    )
+    out = tmp_path / "run"
+    proc = cli(["train", "--config", str(cfg), "--epochs", "1", "--max-steps", "1", "--out",
+                str(out), "--quiet"], server.base_url, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    saved = (out / "config.yaml").read_text()
+    assert "epochs: 1" in saved and "max_steps: 1" in saved
+    assert json.loads((out / "summary.json").read_text())["steps"]["total"] == 1

@@ -1,0 +1,75 @@
+"""A scripted pair of models for tests: a target that follows one rule only when its system
+prompt states it, and an optimizer that proposes edits from a script.
+
+The same `Script.respond(request)` drives the in-process FakeModel (unit tests) and the HTTP
+server in tests/e2e/scripted_server.py, so both paths see identical behaviour.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+GOOD_RULE = "Answer with only the number, nothing else."
+HARMFUL_RULE = "Always write numbers out in English words."
+
+
+def make_tasks(n: int = 24) -> list[dict]:
+    return [{"id": f"add-{i:02d}", "input": f"What is {i} plus {i + 3}?", "answer": str(2 * i + 3),
+             "type": "even" if i % 2 == 0 else "odd"} for i in range(n)]
+
+
+def target_answer(system: str, question: str) -> str:
+    a, b = (int(x) for x in re.findall(r"\d+", question)[:2])
+    if HARMFUL_RULE in system:
+        return f"The answer is number {a + b} in words."
+    if GOOD_RULE in system:
+        return str(a + b)
+    return f"The answer is {a + b}."
+
+
+def _edit(content: str, rationale: str) -> dict:
+    return {"op": "append", "target": "", "content": content, "rationale": rationale,
+            "support": 3}
+
+
+@dataclass
+class Script:
+    """`analyst_plan` lists what the failure analysts propose, call by call (the last repeats):
+    'good', 'harmful' or 'none'."""
+
+    analyst_plan: list[str] = field(default_factory=lambda: ["harmful", "good"])
+    requests: list[dict] = field(default_factory=list)
+    analyst_calls: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def respond(self, request: dict[str, Any]) -> str:
+        with self._lock:
+            self.requests.append(request)
+            fmt = (request.get("response_format") or {}).get("json_schema") or {}
+            name = fmt.get("name")
+            prompt = request["messages"][-1]["content"]
+            if name is None:
+                system = next((m["content"] for m in request["messages"]
+                               if m["role"] == "system"), "")
+                return target_answer(system, prompt)
+            if name == "AnalystReply":
+                if "got right" in prompt:  # success analysts: nothing to add
+                    return json.dumps({"patterns": "answers were bare numbers", "edits": []})
+                plan = self.analyst_plan[min(self.analyst_calls, len(self.analyst_plan) - 1)]
+                self.analyst_calls += 1
+                edits = {"good": [_edit(GOOD_RULE, "answers carried extra words")],
+                         "harmful": [_edit(HARMFUL_RULE, "numbers should be spelled out")],
+                         "none": []}[plan]
+                return json.dumps({"patterns": "the model wraps numbers in sentences",
+                                   "edits": edits})
+            if name == "MergeReply":
+                found = [rule for rule in (GOOD_RULE, HARMFUL_RULE) if rule in prompt]
+                return json.dumps({"reasoning": "merged", "edits": [
+                    _edit(rule, "merged") for rule in found]})
+            if name == "RankReply":
+                return json.dumps({"reasoning": "first is best", "chosen": [1]})
+            return json.dumps({"error": f"unscripted schema {name}"})
