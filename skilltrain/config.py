@@ -73,6 +73,14 @@ class TrainingConfig(_Strict):
     analyse_successes: bool = True
     rejected_buffer: int = Field(default=8, ge=0)
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
+    update_mode: Literal["patch", "rewrite", "full_rewrite"] = "patch"
+    max_skill_tokens: int = Field(default=2000, ge=50, description="length budget for rewrites")
+    slow_update: Literal["gated", "force", "off"] = "gated"
+    slow_update_samples: int = Field(default=20, ge=1)
+    meta_skill: bool = True
+    appendix: bool = False
+    appendix_threshold: int = Field(default=8, ge=1, description="compact past this many")
+    appendix_keep: int = Field(default=5, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -24,7 +24,7 @@ from skilltrain.harness.chat import ChatHarness
 from skilltrain.models.cache import ResponseCache
 from skilltrain.models.client import CallSettings, RoleClient
 from skilltrain.models.meter import Limits, Meter
-from skilltrain.optim.memory import RejectedBuffer
+from skilltrain.optim.memory import RejectedBuffer, RejectedEntry
 from skilltrain.records import Rollout
 from skilltrain.scoring import make_scorer
 from skilltrain.skill import Skill, SkillError
@@ -53,6 +53,7 @@ class StepRecord:
         self.row: dict[str, Any] = {"step": run.global_step + 1, "id": self.id,
                                     "epoch": epoch + 1, "batch": index + 1, "lr": budget}
         self._started = time.monotonic()
+        self._selection: dict[str, Any] = {}
 
     def _write(self, name: str, data: Any) -> None:
         self.run.store.write_json(f"steps/{self.id}/{name}", data)
@@ -84,13 +85,18 @@ class StepRecord:
     def selection(self, sel: Any) -> None:
         self.row["selected"] = len(sel.edits)
         self._selection = {"budget": sel.budget, "proposed": sel.proposed, "ranked": sel.ranked,
-                           "reasoning": sel.reasoning, "fallback": sel.fallback}
+                           "reasoning": sel.reasoning, "fallback": sel.fallback,
+                           "autonomous": sel.autonomous}
+        if sel.autonomous:
+            self.row["lr_chosen"] = sel.autonomous["count"]
         self.run.emit("select", step=self.row["step"], budget=sel.budget, chosen=len(sel.edits),
                       proposed=sel.proposed)
 
     def update(self, update: Any) -> None:
         self._selection["edits"] = [{**r.edit.model_dump(), "status": r.status.value}
                                     for r in update.results]
+        self._selection["reminders"] = update.reminders
+        self._selection["note"] = update.note
         self._write("selection.json", self._selection)
         self.row["applied"] = update.applied
         self.row["candidate_hash"] = update.candidate.hash
@@ -111,6 +117,11 @@ class StepRecord:
                         gate_items=d.items_used, gate_reason=d.reason)
         self.run.emit("gate", step=self.row["step"], **{k: data[k] for k in (
             "accepted", "candidate_score", "incumbent_score", "items_used", "reason")})
+
+    def update_slow(self, candidate: Skill, analysis: str) -> None:
+        self.candidate = candidate
+        self._write("slow_update.json", {"analysis": analysis,
+                                         "guidance": candidate.region("slow-update")})
 
     def skip(self, reason: str) -> StepRecord:
         self.row.update(outcome="skipped", reason=reason)
@@ -138,6 +149,7 @@ class RunContext:
     incumbent: Version
     best: Version
     rejected: RejectedBuffer
+    epoch_start: Version
     meta_notes: str = ""
     epoch: int = 0
     batch_index: int = 0
@@ -161,14 +173,50 @@ class RunContext:
                   lr=budget)
         return StepRecord(self, epoch, index, budget)
 
-    def accept(self, skill: Skill, step: StepRecord) -> None:
+    def accept(self, skill: Skill, step: StepRecord, gated: bool = True) -> None:
+        """A new incumbent. Only a gated one becomes `best` (the skill we would ship)."""
         number = len(self.versions)
         self.store.save_skill(number, skill)
         self.incumbent = Version(number, skill, step.row["step"])
-        self.best = self.incumbent
-        self.versions.append({**self.incumbent.to_json(), "accepted": True})
+        self.versions.append({**self.incumbent.to_json(), "accepted": True, "gated": gated})
         step.row["version"] = number
-        self.store.write_text("best_skill.md", skill.text)
+        if gated:
+            self.best = self.incumbent
+            self.store.write_text("best_skill.md", skill.text)
+        else:
+            step.row["outcome"] = "forced"
+
+    def reject(self, decision: Any, edits: list, patterns: str) -> None:
+        self.rejected.add(RejectedEntry(
+            step=self.global_step + 1, edits=edits, patterns=patterns[:600],
+            delta=round(decision.candidate_score - decision.incumbent_score, 4)))
+
+    # -- epoch boundary --------------------------------------------------------
+    def begin_boundary(self, epoch: int, comparison: Any) -> StepRecord:
+        record = StepRecord(self, epoch, 0, 0)
+        record.id = f"e{epoch + 1:02d}-boundary"
+        record.row.update(kind="epoch_boundary", id=record.id, batch=None, lr=None)
+        record.row["comparison"] = comparison.counts
+        record._write("comparison.json", {"labels": comparison.labels,
+                                          "counts": comparison.counts})
+        self.emit("epoch_boundary", epoch=epoch + 1, **comparison.counts)
+        return record
+
+    def set_meta_notes(self, notes: str) -> None:
+        self.meta_notes = notes
+        self.optimizer.notes = notes
+        self.store.write_text(f"meta/epoch{self.epoch + 2:02d}.md", notes + "\n")
+        self.emit("meta_skill", chars=len(notes))
+
+    def epoch_history(self, epoch: int) -> list[dict]:
+        return [r for r in self.history if r.get("epoch") == epoch + 1 and "kind" not in r]
+
+    def commit_boundary(self, record: StepRecord) -> None:
+        if "outcome" not in record.row and "val_candidate" not in record.row:
+            record.row["outcome"] = "no_slow_update"
+        self.history.append(record.done().row)
+        self.epoch_start = self.incumbent
+        self.emit("slow_update", outcome=record.row.get("outcome"))
 
     def commit_step(self, record: StepRecord, *, next_epoch: int, next_batch: int) -> None:
         self.history.append(record.row)
@@ -192,7 +240,8 @@ class RunContext:
         self.store.save_state({
             "epoch": self.epoch, "batch_index": self.batch_index,
             "global_step": self.global_step, "incumbent": self.incumbent.to_json(),
-            "best": self.best.to_json(), "versions": self.versions, "history": self.history,
+            "best": self.best.to_json(), "epoch_start": self.epoch_start.to_json(),
+            "versions": self.versions, "history": self.history,
             "rejected": self.rejected.to_json(), "meta_notes": self.meta_notes,
             "meter": self.meter.state(), "stopped": self.stopped, "done": done,
             "wall_s": self.wall_before + (time.time() - self.started),
@@ -207,7 +256,9 @@ class RunContext:
         self.incumbent, self.best = version(state["incumbent"]), version(state["best"])
         self.versions, self.history = state["versions"], state["history"]
         self.rejected = RejectedBuffer.from_json(state["rejected"], self.rejected.capacity)
+        self.epoch_start = version(state["epoch_start"])
         self.meta_notes = state.get("meta_notes", "")
+        self.optimizer.notes = self.meta_notes
         self.meter.restore(state["meter"])
         self.wall_before = state.get("wall_s", 0.0)
 
@@ -390,6 +441,7 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
                          target=target, optimizer=optimizer, meter=meter, gate=gate,
                          val_ids=val_ids, initial=initial, incumbent=initial, best=initial,
                          rejected=RejectedBuffer(capacity=cfg.train.rejected_buffer),
+                         epoch_start=initial,
                          versions=[{**initial.to_json(), "accepted": True}])
         if state is not None:
             run.restore(state)

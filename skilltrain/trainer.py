@@ -1,8 +1,9 @@
-"""The training loop: for each epoch, for each batch, the six stages of SPEC.md.
+"""The training loop: for each epoch, for each batch, the six stages of SPEC.md; then the epoch
+boundary.
 
 `Trainer` follows the scikit-learn contract: the constructor stores settings, `fit()` does the
 work and returns self, and what was learned ends in an underscore (`best_skill_`, `summary_`).
-Everything else a run knows lives in `RunContext` (run.py), checkpointed after every step.
+The bookkeeping (run folder, versions, checkpoints, summary) lives in `RunContext` (run.py).
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from typing import Any
 
 from skilltrain.config import TrainConfig, merge_overrides, parse_config
 from skilltrain.data import Task, epoch_batches
-from skilltrain.models.base import ChatModel
+from skilltrain.models.base import ChatModel, ModelError
 from skilltrain.models.meter import BudgetExceeded
+from skilltrain.optim import slow
 from skilltrain.optim.aggregate import Aggregator
-from skilltrain.optim.memory import RejectedEntry
 from skilltrain.optim.reflect import reflect
+from skilltrain.optim.rewrite import full_rewrite
 from skilltrain.optim.schedule import edit_budget
 from skilltrain.optim.select import select_edits
-from skilltrain.optim.update import apply_patch
+from skilltrain.optim.update import Update, update_skill
 from skilltrain.run import RunContext, StepRecord, open_run
-from skilltrain.skill import Skill
+from skilltrain.skill import Edit, Skill
 
 
 class Trainer:
@@ -71,12 +73,9 @@ class Trainer:
         return self
 
     async def _train(self, run: RunContext) -> None:
-        cfg = self.config.train
-        seed = self.config.seed
-        batches_per_epoch = len(epoch_batches(run.splits.train, cfg.batch_size, 0, seed))
-        total = cfg.epochs * batches_per_epoch
-        if cfg.max_steps:
-            total = min(total, cfg.max_steps)
+        cfg, seed = self.config.train, self.config.seed
+        per_epoch = len(epoch_batches(run.splits.train, cfg.batch_size, 0, seed))
+        total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
         for epoch in range(run.epoch, cfg.epochs):
             batches = epoch_batches(run.splits.train, cfg.batch_size, epoch, seed)
             for index in range(run.batch_index, len(batches)):
@@ -85,6 +84,8 @@ class Trainer:
                 budget = edit_budget(cfg.lr_schedule, run.global_step, total, cfg.lr, cfg.lr_min)
                 record = await self._step(run, epoch, index, batches[index], budget)
                 run.commit_step(record, next_epoch=epoch, next_batch=index + 1)
+            if epoch + 1 < cfg.epochs and run.global_step < total:
+                await self._epoch_boundary(run, epoch)
             run.commit_epoch(epoch + 1)
 
     async def _step(self, run: RunContext, epoch: int, index: int, batch: list[Task],
@@ -96,28 +97,40 @@ class Trainer:
         rollouts = await run.evaluator.rollouts(skill, batch)                      # 1. rollout
         step.rollouts(batch, rollouts)
         run.meter.check()
+        if cfg.update_mode == "full_rewrite":                                      # 2-5 at once
+            result = await full_rewrite(
+                skill, list(zip(batch, rollouts)), run.optimizer,
+                minibatch_size=cfg.minibatch_size, rejected=run.rejected,
+                max_tokens=cfg.max_skill_tokens)
+            update = Update(base=skill, candidate=result.candidate or skill, note=result.note)
+            patterns = result.note
+        else:
+            reflection = await reflect(                                            # 2. reflect
+                skill, list(zip(batch, rollouts)), run.optimizer,
+                minibatch_size=cfg.minibatch_size, budget=budget, rejected=run.rejected,
+                analyse_successes=cfg.analyse_successes, reminders=cfg.appendix)
+            step.reflection(reflection)
+            run.meter.check()
 
-        reflection = await reflect(                                                # 2. reflect
-            skill, list(zip(batch, rollouts)), run.optimizer, minibatch_size=cfg.minibatch_size,
-            budget=budget, rejected=run.rejected, meta=run.meta_notes,
-            analyse_successes=cfg.analyse_successes)
-        step.reflection(reflection)
-        run.meter.check()
+            aggregator = Aggregator(run.optimizer, group_size=cfg.merge_group,    # 3. aggregate
+                                    limit=max(8, 3 * budget))
+            patch = await aggregator.aggregate(skill, reflection.patches)
+            step.patch(patch, aggregator)
+            run.meter.check()
 
-        aggregator = Aggregator(run.optimizer, group_size=cfg.merge_group,        # 3. aggregate
-                                limit=max(8, 3 * budget), meta=run.meta_notes)
-        patch = await aggregator.aggregate(skill, reflection.patches)
-        step.patch(patch, aggregator)
-        run.meter.check()
+            floor = cfg.lr_min if cfg.lr_schedule == "autonomous" else None       # 4. select
+            selection = await select_edits(skill, patch, budget, run.optimizer, floor=floor)
+            step.selection(selection)
+            run.meter.check()
 
-        selection = await select_edits(skill, patch, budget, run.optimizer)      # 4. select
-        step.selection(selection)
-        run.meter.check()
-
-        update = apply_patch(skill, selection.edits)                              # 5. update
+            update = await update_skill(                                           # 5. update
+                skill, selection.edits, run.optimizer, mode=cfg.update_mode,
+                max_tokens=cfg.max_skill_tokens, reminders=reflection.reminders,
+                appendix_threshold=cfg.appendix_threshold, appendix_keep=cfg.appendix_keep)
+            patterns = patch.patterns
         step.update(update)
         if not update.changed:
-            return step.skip("no edit applied" if selection.edits else "no edit proposed")
+            return step.skip(update.note or "no edit proposed or applied")
 
         decision = await run.gate.decide(update.candidate, skill, run.val_ids,   # 6. gate
                                          run.evaluator)
@@ -125,9 +138,51 @@ class Trainer:
         if decision.accepted:
             run.accept(update.candidate, step)
         else:
-            run.rejected.add(RejectedEntry(
-                step=run.global_step + 1, edits=[r.edit for r in update.results
-                                                 if r.status.value == "applied"],
-                delta=round(decision.candidate_score - decision.incumbent_score, 4),
-                patterns=patch.patterns[:600]))
+            run.reject(decision, update.edits_for_memory(), patterns)
         return step.done()
+
+    async def _epoch_boundary(self, run: RunContext, epoch: int) -> None:
+        """Slow update (target-facing guidance, gated unless `force`) and meta skill."""
+        cfg = self.config.train
+        if cfg.slow_update == "off" and not cfg.meta_skill:
+            return
+        previous, current = run.epoch_start.skill, run.incumbent.skill
+        sample = slow.sample_tasks(run.splits.train, cfg.slow_update_samples, self.config.seed,
+                                   epoch)
+        before = await run.evaluator.rollouts(previous, sample)
+        after = await run.evaluator.rollouts(current, sample)
+        comparison = slow.compare(sample, before, after)
+        record = run.begin_boundary(epoch, comparison)
+        try:
+            await self._slow_and_meta(run, record, previous, current, comparison, epoch)
+        except ModelError as exc:
+            if exc.kind == "fatal":
+                raise
+            record.row["outcome"] = f"failed ({exc.kind})"  # counted by the meter; run goes on
+        run.commit_boundary(record)
+
+    async def _slow_and_meta(self, run: RunContext, record: StepRecord, previous: Skill,
+                             current: Skill, comparison: slow.Comparison, epoch: int) -> None:
+        cfg = self.config.train
+        if cfg.slow_update != "off":
+            candidate, analysis = await slow.slow_update(previous, current, comparison,
+                                                         run.optimizer)
+            record.update_slow(candidate, analysis)
+            if cfg.slow_update == "force":
+                run.accept(candidate, record, gated=False)
+            else:
+                decision = await run.gate.decide(candidate, current, run.val_ids, run.evaluator)
+                record.decision(decision)
+                if decision.accepted:
+                    run.accept(candidate, record)
+                else:
+                    guidance = Edit(op="replace", target="(slow-update block)",
+                                    content=candidate.region("slow-update") or "",
+                                    source="slow_update")
+                    run.reject(decision, [guidance], analysis)
+        if cfg.meta_skill:
+            run.set_meta_notes(await slow.meta_notes(previous, run.incumbent.skill, comparison,
+                                                     run.epoch_history(epoch), run.meta_notes,
+                                                     run.optimizer))
+
+

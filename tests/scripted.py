@@ -15,6 +15,8 @@ from typing import Any
 
 GOOD_RULE = "Answer with only the number, nothing else."
 HARMFUL_RULE = "Always write numbers out in English words."
+SLOW_GUIDANCE = "- Keep answers short."
+META_NOTES = "META: edits that remove words from answers helped."
 
 
 def make_tasks(n: int = 24) -> list[dict]:
@@ -70,6 +72,10 @@ class Script:
                 found = [rule for rule in (GOOD_RULE, HARMFUL_RULE) if rule in prompt]
                 return json.dumps({"reasoning": "merged", "edits": [
                     _edit(rule, "merged") for rule in found]})
+            if name == "SlowUpdateReply":
+                return json.dumps({"analysis": "compared", "guidance": SLOW_GUIDANCE})
+            if name == "MetaReply":
+                return json.dumps({"notes": META_NOTES})
             if name == "RankReply":
                 return json.dumps({"reasoning": "first is best", "chosen": [1]})
             return json.dumps({"error": f"unscripted schema {name}"})

@@ -37,7 +37,7 @@ pytestmark = [
 PACKAGE_ROOT = Path(assets.__file__).parents[2]
 
 
-# -- helpers --------------------------------------------------------------------------------------
+# -- helpers -----------------------------------------------------------------------------------
 
 
 def _chat(base_url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def server() -> Iterator[LocalServer]:
         yield srv
 
 
-# -- answering --------------------------------------------------------------------------------------
+# -- answering ---------------------------------------------------------------------------------
 
 
 def test_lists_the_model_and_answers_a_trivial_question(server: LocalServer) -> None:
@@ -216,7 +216,7 @@ def test_a_model_that_cannot_load_fails_with_its_output(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
 
 
-# -- never leave a server behind --------------------------------------------------------------------
+# -- never leave a server behind -----------------------------------------------------------------
 
 
 def test_exception_inside_with_block_stops_the_server() -> None:

@@ -329,6 +329,7 @@ def join_parts(
                 out.flush()
                 os.fsync(out.fileno())
             _verify_written(tmp, size=size, sha256=sha256, actual=actual)
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; the model is not a secret
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -55,12 +55,16 @@ class RoleClient:
         self.cache = cache
         self.settings = settings or CallSettings()
         self.replay = replay
+        self.notes = ""  # optimizer-only notes (the meta skill), prepended to every call
         self._rng = random.Random()
 
     def _request(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None,
                  max_tokens: int | None, tools: list[dict[str, Any]] | None,
                  temperature: float | None) -> dict[str, Any]:
         s = self.settings
+        if self.notes:
+            messages = [{"role": "system", "content": "Notes from earlier epochs of this "
+                         "training run (for you, the optimizer):\n" + self.notes}, *messages]
         req: dict[str, Any] = {
             "messages": messages,
             "temperature": s.temperature if temperature is None else temperature,

@@ -35,12 +35,10 @@ def concat_dedup(patches: list[Patch], side: str) -> Patch:
 
 
 class Aggregator:
-    def __init__(self, client: RoleClient, *, group_size: int = 8, limit: int = 16,
-                 meta: str = ""):
+    def __init__(self, client: RoleClient, *, group_size: int = 8, limit: int = 16):
         self.client = client
         self.group_size = max(2, group_size)
         self.limit = limit
-        self.meta = meta
         self.failed_calls = 0
         self.calls = 0
 
@@ -54,7 +52,6 @@ class Aggregator:
         )
         prompt = render(
             "merge",
-            meta=f"\n## Notes from earlier epochs\n{self.meta}\n" if self.meta else "",
             skill=skill.text, patches=shown, limit=self.limit,
             priority=(", and when a failure-driven edit conflicts with a success-driven one, "
                       "keep the failure-driven one") if side == "merged" else "",

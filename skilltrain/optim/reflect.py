@@ -18,7 +18,7 @@ from skilltrain.models.client import RoleClient
 from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.optim.patch import Patch
 from skilltrain.optim.prompts import render
-from skilltrain.optim.schemas import AnalystReply
+from skilltrain.optim.schemas import AnalystReply, AnalystReplyWithReminders
 from skilltrain.records import Rollout
 from skilltrain.skill import Skill
 
@@ -26,6 +26,7 @@ from skilltrain.skill import Skill
 @dataclass
 class ReflectResult:
     patches: list[Patch] = field(default_factory=list)
+    reminders: list[str] = field(default_factory=list)
     failed_calls: int = 0
     n_failures: int = 0
     n_successes: int = 0
@@ -52,6 +53,13 @@ def render_rollout(task: Task, rollout: Rollout, limit: int = 1500) -> str:
     return "\n".join(lines)
 
 
+REMINDERS = """
+4. Some failures may happen although the skill already states the right rule: the model just did
+   not follow it. Do not edit the body for those; put a one-line reminder for each such lapse in
+   `reminders` (for example "Re-read the output format rule before answering.").
+"""
+
+
 def minibatches(items: Sequence, size: int) -> list[list]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
@@ -64,10 +72,12 @@ async def reflect(
     minibatch_size: int,
     budget: int,
     rejected: RejectedBuffer,
-    meta: str = "",
     success_threshold: float = 1.0,
     analyse_successes: bool = True,
+    reminders: bool = False,
 ) -> ReflectResult:
+    """`reminders=True` turns on the skill-aware appendix: failure analysts class each failure
+    as a defect of the skill (edit the body) or a lapse in following it (a short reminder)."""
     ok = [(t, r) for t, r in scored if r.ok]
     failures = [(t, r) for t, r in ok if r.score.hard < success_threshold]
     successes = [(t, r) for t, r in ok if r.score.hard >= success_threshold]
@@ -77,10 +87,10 @@ async def reflect(
         jobs += [("success", mb) for mb in minibatches(successes, minibatch_size)]
 
     async def analyse(side: str, batch: list[tuple[Task, Rollout]]) -> Patch | None:
+        extra = {"reminders": REMINDERS if reminders else ""} if side == "failure" else {}
+        schema = AnalystReplyWithReminders if reminders and side == "failure" else AnalystReply
         prompt = render(
-            f"analyst_{side}",
-            meta=f"\n## Notes from earlier epochs (for you, the optimizer)\n{meta}\n"
-            if meta else "",
+            f"analyst_{side}", **extra,
             skill=skill.text,
             rollouts="\n\n".join(render_rollout(t, r) for t, r in batch),
             rejected=("\n" + rejected.render()) if rejected.entries else "",
@@ -88,7 +98,7 @@ async def reflect(
         )
         try:
             reply = await client.structured(
-                [{"role": "user", "content": prompt}], AnalystReply, stage="reflect"
+                [{"role": "user", "content": prompt}], schema, stage="reflect"
             )
         except ModelError as exc:
             if exc.kind == "fatal":
@@ -96,6 +106,7 @@ async def reflect(
             result.failed_calls += 1
             return None
         edits = [e.to_edit(side) for e in reply.edits[:budget]]
+        result.reminders += list(getattr(reply, "reminders", []))
         return Patch(side=side, edits=edits, patterns=reply.patterns)
 
     patches = await asyncio.gather(*(analyse(side, mb) for side, mb in jobs))

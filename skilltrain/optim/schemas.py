@@ -4,7 +4,7 @@ tokens."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,9 +28,40 @@ class EditOut(BaseModel):
                    rationale=edit.rationale[:300], support=min(edit.support, 10000))
 
 
+Reminder = Annotated[str, Field(max_length=200)]
+
+
 class AnalystReply(BaseModel):
     patterns: str = Field(max_length=1000)
     edits: list[EditOut] = Field(default_factory=list, max_length=12)
+
+
+class AnalystReplyWithReminders(AnalystReply):
+    """With the skill-aware appendix on: lapses become reminders instead of body edits."""
+
+    reminders: list[Reminder] = Field(default_factory=list, max_length=4)
+
+
+class FullRewriteReply(BaseModel):
+    patterns: str = Field(default="", max_length=1000)
+    skill: str = Field(max_length=12000)
+
+
+class RewriteReply(BaseModel):
+    skill: str = Field(max_length=12000)
+
+
+class SlowUpdateReply(BaseModel):
+    analysis: str = Field(default="", max_length=1000)
+    guidance: str = Field(max_length=2000)
+
+
+class MetaReply(BaseModel):
+    notes: str = Field(max_length=2000)
+
+
+class CompactReply(BaseModel):
+    reminders: list[Reminder] = Field(max_length=20)
 
 
 class MergeReply(BaseModel):

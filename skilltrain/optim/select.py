@@ -25,16 +25,47 @@ class Selection:
     ranked: bool = False
     reasoning: str = ""
     fallback: str | None = None
+    autonomous: dict | None = None
 
 
-async def select_edits(skill: Skill, patch: Patch, budget: int, client: RoleClient) -> Selection:
+async def select_edits(skill: Skill, patch: Patch, budget: int, client: RoleClient,
+                       *, floor: int | None = None) -> Selection:
+    """Keep at most `budget` edits. With `floor` set (the autonomous schedule) the optimizer
+    chooses how many, and its choice is clamped to [floor, budget]."""
     proposed = len(patch.edits)
+    if floor is not None and proposed > floor:
+        return await _autonomous(skill, patch, floor, budget, client)
     if proposed <= budget:
         return Selection(edits=list(patch.edits), budget=budget, proposed=proposed)
-    prompt = render("rank", skill=skill.text, budget=budget,
+    return await _rank(skill, patch, budget, client, str(budget))
+
+
+async def _autonomous(skill: Skill, patch: Patch, floor: int, ceiling: int, client: RoleClient
+                      ) -> Selection:
+    sel = await _rank(skill, patch, ceiling, client, f"between {floor} and {ceiling}")
+    asked = len(sel.edits) if sel.ranked else None
+    count = max(floor, min(ceiling, asked if asked is not None else ceiling, len(patch.edits)))
+    if len(sel.edits) < count:  # pad a too-small choice with the merge's own order
+        rest = [e for e in _ordered(patch) if e not in sel.edits]
+        sel.edits = sel.edits + rest[: count - len(sel.edits)]
+    sel.edits = sel.edits[:count]
+    sel.budget = count
+    sel.autonomous = {"proposed_count": asked, "count": count, "bounds": [floor, ceiling],
+                      "reasoning": sel.reasoning}
+    return sel
+
+
+def _ordered(patch: Patch) -> list[Edit]:
+    return sorted(patch.edits, key=lambda e: (e.source != "failure", -e.support))
+
+
+async def _rank(skill: Skill, patch: Patch, budget: int, client: RoleClient, told: str
+                ) -> Selection:
+    proposed = len(patch.edits)
+    prompt = render("rank", skill=skill.text, budget=told,
                     edits=render_edits(patch.edits, numbered=True),
                     patterns=patch.patterns[:1500] or "(none)")
-    ordered = sorted(patch.edits, key=lambda e: (e.source != "failure", -e.support))
+    ordered = _ordered(patch)
     try:
         reply = await client.structured([{"role": "user", "content": prompt}], RankReply,
                                         stage="select")
