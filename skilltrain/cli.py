@@ -70,6 +70,8 @@ def train(
     max_cost: float | None = typer.Option(None, help="USD"),
     seed: int | None = typer.Option(None),
     out: str | None = typer.Option(None, help="run folder (an existing one resumes)"),
+    cache: str | None = typer.Option(None, help="response cache file (e.g. another run's "
+                                     "run.sqlite, to --replay it)"),
     replay: bool = typer.Option(False, help="serve every model call from the cache"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -81,6 +83,7 @@ def train(
         "train.lr_min": lr_min, "train.lr_schedule": lr_schedule, "gate.rule": gate,
         "train.max_steps": max_steps, "budget.max_calls": max_calls,
         "budget.max_tokens": max_tokens, "budget.max_cost": max_cost, "seed": seed, "out": out,
+        "cache": cache,
     }
     try:
         cfg = _build_config(config, overrides)
@@ -164,6 +167,21 @@ def serve(model: str = typer.Argument("0.5b", help="0.5b or 1.5b"),
         _fail(exc)
     except ImportError as exc:
         _fail(RuntimeError(f"{exc}; install with: pip install 'skilltrain[local]'"))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run folder (finished or not)"),
+           out: Path | None = typer.Option(None, "--out", "-o",
+                                           help="where to write (default RUN_DIR/report.html)")
+           ) -> None:
+    """Write a self-contained HTML report of a run (plots, costs, skill lineage); print its path."""
+    from skilltrain.report import write_report
+
+    try:
+        path = write_report(run_dir, out)
+    except _user_errors() as exc:
+        _fail(exc)
+    typer.echo(str(path))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ class Progress:
     def __call__(self, event: dict) -> None:
         kind = event["event"]
         line = self._line(kind, event)
-        if line and (not self.quiet or kind in ("start", "step_end", "end", "budget_stop")):
+        if line and (not self.quiet or kind in ("start", "estimate", "step_end", "end",
+                                                "budget_stop")):
             self.console.print(line)
 
     def _line(self, kind: str, e: dict) -> str | None:
@@ -34,6 +35,10 @@ class Progress:
             return (f"[bold]skilltrain[/] run -> {e['out']}  (train {e['train']}, val {e['val']}, "
                     f"test {e['test']}; target {e['target']}, optimizer {e['optimizer']}, "
                     f"gate {e['gate']})")
+        if kind == "estimate":
+            return (f"estimate (upper bound): {e['steps']} steps, {e['target']['calls']:,} target "
+                    f"+ {e['optimizer']['calls']:,} optimizer calls, ~{e['tokens']:,} tokens, "
+                    f"~${e['cost_usd']:.2f}")
         if kind == "resume":
             return f"resuming at step {e['step'] + 1} (epoch {e['epoch']})"
         if kind == "step_start":

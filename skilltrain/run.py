@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from skilltrain.config import ConfigError, dump_config
 from skilltrain.data import FieldMap, Splits, Task, load_tasks, split_tasks, tasks_from_objects
+from skilltrain.estimate import estimate
 from skilltrain.evaluation import Evaluator
 from skilltrain.gate import DEFAULT_GATE, make_gate
 from skilltrain.harness.chat import ChatHarness
@@ -395,7 +396,8 @@ async def open_run(trainer: Trainer, tasks: Iterable[Task | dict] | None,
     if state is None:
         store.write_text("config.yaml", dump_config(cfg))
         store.save_skill(0, start)
-    meter = Meter(prices={**cfg.prices}, limits=Limits(**cfg.budget.model_dump()))
+    meter = Meter(prices={**cfg.prices}, limits=Limits(**cfg.budget.model_dump()),
+                  ledger=store.db)
     try:
         async with _run_context(trainer, store, state, splits, start, scorer, meter) as run:
             yield run
@@ -450,6 +452,7 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
             run.emit("start", out=str(root), train=len(splits.train), val=len(splits.val),
                      test=len(splits.test), target=cfg.target.model,
                      optimizer=cfg.optimizer.model, gate=rule)
+            run.emit("estimate", **estimate(cfg, splits, start, meter))
             store.write_text("best_skill.md", start.text)
             await evaluator(start, val_ids)  # the incumbent's outcomes, cached for the gate
             run.checkpoint()

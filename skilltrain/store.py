@@ -84,9 +84,9 @@ class RunStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "run.sqlite"
-        self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self.scores = ScoreCache(self._db)
+        self.db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.scores = ScoreCache(self.db)
 
     # -- plain files -------------------------------------------------------
     def path(self, rel: str) -> Path:
@@ -144,4 +144,4 @@ class RunStore:
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
 
     def close(self) -> None:
-        self._db.close()
+        self.db.close()

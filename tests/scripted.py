@@ -41,7 +41,8 @@ def _edit(content: str, rationale: str) -> dict:
 @dataclass
 class Script:
     """`analyst_plan` lists what the failure analysts propose, call by call (the last repeats):
-    'good', 'harmful' or 'none'."""
+    'good', 'harmful' or 'none'; 'auto' is stateless: harmful until the rejected buffer shows it
+    failed, then good (so a resumed run sees the same replies as an uninterrupted one)."""
 
     analyst_plan: list[str] = field(default_factory=lambda: ["harmful", "good"])
     requests: list[dict] = field(default_factory=list)
@@ -63,6 +64,8 @@ class Script:
                     return json.dumps({"patterns": "answers were bare numbers", "edits": []})
                 plan = self.analyst_plan[min(self.analyst_calls, len(self.analyst_plan) - 1)]
                 self.analyst_calls += 1
+                if plan == "auto":
+                    plan = "good" if "did NOT help" in prompt else "harmful"
                 edits = {"good": [_edit(GOOD_RULE, "answers carried extra words")],
                          "harmful": [_edit(HARMFUL_RULE, "numbers should be spelled out")],
                          "none": []}[plan]

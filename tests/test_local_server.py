@@ -181,7 +181,7 @@ def test_cache_prompt_false_is_honoured(server: LocalServer) -> None:
     body = {
         "model": server.model_id,
         "messages": [
-            {"role": "system", "content": "You answer tersely. " * 20},
+            {"role": "system", "content": "You answer tersely. " * 5},
             {"role": "user", "content": "Say ok."},
         ],
         "temperature": 0,

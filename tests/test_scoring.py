@@ -223,3 +223,11 @@ def test_coerce_score_out_of_range(bad):
 def test_coerce_score_wrong_type(bad):
     with pytest.raises(ScorerError, match="my_fn: returned"):
         coerce_score(bad, "my_fn")
+
+
+@pytest.mark.parametrize("bad", [{"hard": 2}, {"hard": 1, "soft": -0.5}, {"hard": "yes"}])
+def test_coerce_score_bad_dict_names_the_scorer(bad):
+    # Same contract as for numbers: a ScorerError that names the user's scorer, not a bare
+    # pydantic/float error from deep inside.
+    with pytest.raises(ScorerError, match="my_fn: "):
+        coerce_score(bad, "my_fn")

@@ -315,7 +315,8 @@ def test_with_region_replaces_only_that_region():
     a, b = block("slow-update", "Old guidance."), block("appendix", "Reminder.")
     skill = Skill(f"{FRONT}Body.\n\n{a}\n\nMiddle.\n\n{b}\n")
     new = skill.with_region("slow-update", "\nNew guidance.\n")
-    assert new.text == f"{FRONT}Body.\n\n{block('slow-update', 'New guidance.')}\n\nMiddle.\n\n{b}\n"
+    fresh = block("slow-update", "New guidance.")
+    assert new.text == f"{FRONT}Body.\n\n{fresh}\n\nMiddle.\n\n{b}\n"
     assert new.region("slow-update") == "New guidance."
     assert new.region("appendix") == "Reminder."
     assert skill.region("slow-update") == "Old guidance."

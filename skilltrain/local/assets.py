@@ -197,6 +197,13 @@ def ensure_model(name: str, progress: Progress | None = None) -> Path:
         return dest
     parts = locate_parts(name)
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LocalModelError(
+            f"cannot create the model cache {dest.parent}: {exc.strerror or exc} "
+            "(set SKILLTRAIN_CACHE to a writable directory)"
+        ) from None
+    try:
         return join_parts(parts, dest, size=spec.size, sha256=spec.sha256, progress=progress)
     except ModelIntegrityError as exc:
         raise ModelIntegrityError(

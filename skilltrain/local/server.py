@@ -1,13 +1,14 @@
 """Serve an embedded GGUF model over llama.cpp's OpenAI-compatible HTTP server.
 
 `xllamacpp` runs llama.cpp's own C++ server inside a Python process. We run that process as a
-child (`python -m skilltrain.local.server ...`) rather than in the caller, because a native crash
-or a stuck model load must never take the training run down with it, and because a child can be
-killed for certain. The child lives in its own process group (a terminal's Ctrl-C reaches only the
-caller, which then stops the child in order), asks Linux to send it SIGTERM when its parent dies
-(`prctl(PR_SET_PDEATHSIG)`), and also stops when its stdin pipe from the parent closes, which
-covers platforms without prctl. The parent waits for readiness by reading a line the child prints
-once the model is loaded, then polling `/health` and `/v1/models`.
+child (this file's `main`) rather than in the caller: a native crash or a stuck model load must
+never take the training run down with it, a child can always be killed, and xllamacpp's server
+cannot always be destroyed in-process without hanging. The child lives in its own process group
+(a terminal's Ctrl-C reaches only the caller, which then stops the child in order), asks Linux to
+send it SIGTERM when its parent dies (`prctl(PR_SET_PDEATHSIG)`), and also exits when its stdin
+pipe from the parent closes, which covers platforms without prctl. The parent waits for
+readiness by reading a line the child prints once the model is loaded, then polling `/health`
+and `/v1/models`.
 
     with LocalServer("0.5b") as srv:
         client = openai.OpenAI(base_url=srv.base_url, api_key="local")
@@ -34,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 _READY = "SKILLTRAIN-LOCAL-SERVER-READY "
 # The child loads this file by path instead of `python -m skilltrain.local.server`: importing the
@@ -129,6 +130,8 @@ class LocalServer:
         self,
         model: str | os.PathLike[str] = "0.5b",
         *,
+        host: str = "127.0.0.1",
+        port: int = 0,
         ctx_size: int = 4096,
         threads: int | None = None,
         parallel: int = 1,
@@ -138,6 +141,8 @@ class LocalServer:
         verbose: bool = False,
     ) -> None:
         self.model = model
+        self.host = host
+        self.requested_port = port
         self.ctx_size = ctx_size
         self.threads = threads
         self.parallel = parallel
@@ -193,6 +198,16 @@ class LocalServer:
         """The child's last log lines, for error messages and debugging."""
         return "\n".join(list(self._tail)[-lines:])
 
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until the child exits (or `timeout` passes); its exit code, or None."""
+        proc = self._proc
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def start(self) -> LocalServer:
         """Start the child and block until it answers; idempotent while running."""
         if self._proc is not None:
@@ -213,10 +228,12 @@ class LocalServer:
         self._model_id = None
         if proc is None:
             return
+        _terminate(proc, self.stop_timeout)
+        # Only now: if a second Ctrl-C interrupts the wait above, the finalizer still reaps the
+        # child at interpreter exit.
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        _terminate(proc, self.stop_timeout)
         if self._reader is not None:
             self._reader.join(timeout=2.0)
             self._reader = None
@@ -268,6 +285,8 @@ class LocalServer:
         return ServerConfig(
             model_path=path,
             aliases=aliases,
+            host=self.host,
+            port=self.requested_port,
             ctx_size=self.ctx_size,
             threads=self.threads or default_threads(),
             parallel=self.parallel,
@@ -313,9 +332,12 @@ class LocalServer:
             self._check_alive(proc, "before answering /health")
             self._check_deadline(deadline)
             time.sleep(0.1)
-        models = _get_json(url + "/v1/models")
-        data = models.get("data") or [{}]
-        self._model_id = str(data[0].get("id") or "local")
+        try:
+            data = _get_json(url + "/v1/models").get("data") or [{}]
+            model_id = data[0].get("id")
+        except (urllib.error.URLError, OSError, ValueError, AttributeError):
+            model_id = None
+        self._model_id = str(model_id or self._ready_info.get("model_id") or "local")
         self._url = url
 
     def _check_alive(self, proc: subprocess.Popen[bytes], when: str) -> None:
@@ -363,16 +385,14 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
     if proc.stdin is not None:
         with contextlib.suppress(OSError):
             proc.stdin.close()
-    if proc.poll() is None:
-        _signal_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
-    else:
-        # The leader is gone; make sure nothing it started outlives it.
+    if proc.poll() is not None:
+        return
+    _signal_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
         _signal_group(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -394,40 +414,43 @@ def _get_json(url: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-# -- the serving process (child, or foreground for `skilltrain serve`) -----------------------------
+# -- the foreground command and the child process ------------------------------------------------
 
 
 def serve_forever(
     name: str, host: str = "127.0.0.1", port: int = 8080, *, threads: int | None = None
 ) -> None:
-    """Serve a local model in the foreground until Ctrl-C or SIGTERM (for `skilltrain serve`).
+    """Serve a local model in the foreground until Ctrl-C (for `skilltrain serve`).
 
-    Runs in this process: there is no caller to protect, and Ctrl-C reaches it directly.
+    The server still runs in a child: Ctrl-C then only has to stop a process, never to unwind
+    native server threads inside this one (destroying xllamacpp's server while a request is in
+    flight was seen to hang with the GIL held). Returns normally once the server is stopped;
+    raises LocalServerError if the server dies on its own.
     """
-    path, aliases = resolve_model(name)
-    config = ServerConfig(
-        model_path=path, aliases=aliases, host=host, port=port,
-        threads=threads or default_threads(),
-    )  # fmt: skip
-
-    def announce(url: str, model_id: str) -> None:
-        print(
-            f"Serving {name} ({path.name}) at {url}/v1 as model {model_id!r}. "
-            "Press Ctrl-C to stop.",
-            flush=True,
-        )
-
-    _serve(config, announce)
+    try:
+        with LocalServer(name, host=host, port=port, threads=threads) as srv:
+            print(
+                f"Serving {name} at {srv.base_url} as model {srv.model_id!r} "
+                f"(pid {srv.pid}). Press Ctrl-C to stop.",
+                flush=True,
+            )
+            code = srv.wait()
+            raise LocalServerError(
+                f"the local model server exited with code {code}. "
+                f"Last output:\n{srv.output_tail() or '(none)'}"
+            )
+    except KeyboardInterrupt:
+        print("Stopped.", flush=True)
 
 
 def _serve(config: ServerConfig, announce: Callable[[str, str], None]) -> None:
-    """Load the model, announce the address, block until asked to stop, then leave.
+    """Load the model, announce the address, block until asked to stop, then leave the process.
 
     Signal handlers are installed only after the model is loaded: xllamacpp installs its own
     SIGINT/SIGTERM handlers at that point (they stop its loop but not our main thread, which
-    would then hang), and before that the default SIGTERM action, dying at once, is right.
-    Leaving is `os._exit`: the server keeps no state worth flushing, and destroying the native
-    server or finalizing the interpreter under its threads could hang or crash on the way out.
+    would then wait forever), and before that the default SIGTERM action, dying at once, is
+    right. Leaving is always `os._exit`: the server keeps no state worth flushing, while
+    destroying the native server or finalizing the interpreter under its threads can hang.
     """
     import xllamacpp
 
@@ -445,21 +468,38 @@ def _serve(config: ServerConfig, announce: Callable[[str, str], None]) -> None:
     params.use_jinja = True
 
     stop = threading.Event()
-    server = xllamacpp.Server(params)
+    try:
+        server = xllamacpp.Server(params)
+    except KeyboardInterrupt:
+        _leave(130)
+    except Exception as exc:  # the reason is in the log lines above; name it once more
+        print(f"skilltrain local server: {exc}", file=sys.stderr, flush=True)
+        _leave(1)
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    url = str(server.listening_address).rstrip("/")
-    model_id = sorted(config.aliases)[0] if config.aliases else "local"
-    announce(url, model_id)
-    while not stop.wait(0.5):
-        pass
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    code = 0
+    try:
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        url = str(server.listening_address).rstrip("/")
+        model_id = sorted(config.aliases)[0] if config.aliases else "local"
+        announce(url, model_id)
+        while not stop.wait(0.5):
+            pass
+    except BaseException as exc:  # e.g. the reader of our stdout went away: still leave
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        with contextlib.suppress(Exception):
+            print(f"skilltrain local server: {exc!r}", file=sys.stderr, flush=True)
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _arm_parent_death(parent_pid: int) -> None:
@@ -474,13 +514,14 @@ def _arm_parent_death(parent_pid: int) -> None:
 
 
 def _watch_stdin() -> None:
-    """SIGTERM ourselves when stdin reaches EOF: the parent closed it or died."""
+    """Leave as soon as stdin reaches EOF: the parent closed it (stop) or died. Exits directly
+    rather than by signal so it works even in the instant xllamacpp owns the signal handlers."""
 
     def watch() -> None:
         with contextlib.suppress(OSError, ValueError):
             while sys.stdin.buffer.read(4096):
                 pass
-        os.kill(os.getpid(), signal.SIGTERM)
+        _leave(0)
 
     threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
 

@@ -8,13 +8,15 @@ from typing import Any, Protocol, runtime_checkable
 
 from skilltrain.records import Usage
 
-RETRYABLE = frozenset({"timeout", "rate_limit", "server_error", "connection", "empty_reply"})
+RETRYABLE = frozenset({"timeout", "rate_limit", "server_error", "connection", "empty_reply",
+                       "bad_response"})
 
 
 class ModelError(Exception):
     """An infrastructure failure: the model did not give a usable reply.
 
-    `kind` is one of: timeout, rate_limit, server_error, connection, empty_reply, invalid_output,
+    `kind` is one of: timeout, rate_limit, server_error, connection, empty_reply, bad_response
+    (a body that is not the protocol's JSON, e.g. cut off by a proxy), invalid_output,
     http_error (a 4xx that retrying will not fix), fatal (authentication or unknown model: the
     run cannot go on, so it is raised rather than counted).
     """

@@ -89,7 +89,8 @@ class RoleClient:
             hit = self.cache.get(key)
             if hit is not None:
                 self.meter.cache_hits += 1
-                self.meter.record(self.role, stage, self.model.name, hit.usage, cached=True)
+                self.meter.record(key, self.role, stage, self.model.name, hit.usage,
+                                  cached=True)
                 return hit
         if self.replay:
             preview = json.dumps(request.get("messages", [])[-1:], ensure_ascii=False)[:300]
@@ -98,7 +99,8 @@ class RoleClient:
         completion = await self._with_retries(request, stage)
         if self.cache is not None:
             self.cache.put(key, self.model.name, request, completion)
-        self.meter.record(self.role, stage, self.model.name, completion.usage, cached=False)
+        self.meter.record(key, self.role, stage, self.model.name, completion.usage,
+                          cached=False)
         return completion
 
     async def _with_retries(self, request: dict[str, Any], stage: str) -> Completion:

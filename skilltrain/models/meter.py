@@ -3,6 +3,7 @@ the budget limits that stop a run cleanly."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -43,15 +44,34 @@ class Meter:
     retries: Counter = field(default_factory=Counter)  # retried attempts by kind
     cache_hits: int = 0
     billed: dict[str, Usage] = field(default_factory=dict)  # role -> calls actually sent
+    ledger: sqlite3.Connection | None = None  # the run's record of distinct calls
+    seen: set[str] = field(default_factory=set)
 
-    def record(self, role: str, stage: str, model: str, usage: Usage, *, cached: bool) -> None:
-        """Count every logical call (so a resumed run's totals equal an uninterrupted run's),
-        and separately what was really sent (what the budget limits and the bill see)."""
-        key = (role, stage)
-        self.usage[key] = self.usage.get(key, Usage()) + usage
+    def __post_init__(self) -> None:
+        if self.ledger is not None:
+            self.ledger.execute(
+                "CREATE TABLE IF NOT EXISTS ledger (key TEXT PRIMARY KEY, role TEXT, stage TEXT, "
+                "model TEXT, prompt_tokens INTEGER, completion_tokens INTEGER)")
+
+    def record(self, key: str, role: str, stage: str, model: str, usage: Usage, *,
+               cached: bool) -> None:
+        """Usage counts each distinct request of the run once (keyed like the response cache),
+        so a run killed and resumed reports the same totals as one that never stopped; `billed`
+        counts what was really sent, which is what the budget limits see."""
         self.models[role] = model
         if not cached:
             self.billed[role] = self.billed.get(role, Usage()) + usage
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self._add(role, stage, usage)
+        if self.ledger is not None:
+            self.ledger.execute("INSERT OR IGNORE INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
+                                (key, role, stage, model, usage.prompt_tokens,
+                                 usage.completion_tokens))
+
+    def _add(self, role: str, stage: str, usage: Usage) -> None:
+        self.usage[(role, stage)] = self.usage.get((role, stage), Usage()) + usage
 
     def price(self, model: str) -> tuple[float, float]:
         table = {**DEFAULT_PRICES, **self.prices}
@@ -122,8 +142,16 @@ class Meter:
         }
 
     def restore(self, state: dict) -> None:
-        self.usage = {(r, s): Usage(**u) for r, s, u in state.get("usage", [])}
+        """Counters from the checkpoint; usage from the ledger, which is never behind."""
         self.models = dict(state.get("models", {}))
+        self.usage, self.seen = {}, set()
+        if self.ledger is None:
+            self.usage = {(r, s): Usage(**u) for r, s, u in state.get("usage", [])}
+        else:
+            for key, role, stage, model, p, c in self.ledger.execute("SELECT * FROM ledger"):
+                self.seen.add(key)
+                self.models.setdefault(role, model)
+                self._add(role, stage, Usage(prompt_tokens=p, completion_tokens=c, calls=1))
         self.failures = Counter(state.get("failures", {}))
         self.retries = Counter(state.get("retries", {}))
         self.cache_hits = int(state.get("cache_hits", 0))

@@ -55,7 +55,7 @@ class OpenAIModel:
                                      f"{exc.message}") from None
                 raise ModelError("http_error", f"HTTP {code}: {exc.message}") from None
             except (json.JSONDecodeError, ValueError) as exc:  # garbled body from a proxy
-                raise ModelError("server_error", f"unreadable response ({exc})") from None
+                raise ModelError("bad_response", f"unreadable response ({exc})") from None
         if not getattr(resp, "choices", None):
             raise ModelError("empty_reply", "response has no choices")
         msg = resp.choices[0].message

@@ -1,16 +1,23 @@
-"""An OpenAI-compatible HTTP server on 127.0.0.1 that answers from tests/scripted.py.
+"""An OpenAI-compatible HTTP server on 127.0.0.1 that answers from tests/scripted.py, with an
+optional fault-injecting mode.
 
-Run: python tests/e2e/scripted_server.py --port-file PORT_FILE --log LOG.jsonl
-Prints nothing; writes its port to PORT_FILE once listening, and appends every request body to
-LOG.jsonl so tests can assert on what the optimizer was shown.
+Run: python tests/e2e/scripted_server.py --port-file PORT_FILE [--log LOG.jsonl]
+         [--faults 0.2 --fault-kinds 429,500,delay,truncated,empty --delay 2.0 --seed 1]
+         [--latency 0.02]
+Writes its port to PORT_FILE once listening; appends every request body to LOG; with --faults,
+answers that fraction of requests with a fault instead, and keeps the count of injected faults
+by kind in LOG.faults.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
+import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,20 +26,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scripted import Script  # noqa: E402
 
 
-def make_handler(script: Script, log: Path | None):
+class Faults:
+    def __init__(self, rate: float, kinds: list[str], seed: int, stats: Path | None):
+        self.rate, self.kinds, self.stats = rate, kinds, stats
+        self.rng = random.Random(seed)
+        self.counts: Counter = Counter()
+        self.lock = threading.Lock()
+
+    def draw(self) -> str | None:
+        with self.lock:
+            if self.rate <= 0 or self.rng.random() >= self.rate:
+                return None
+            kind = self.rng.choice(self.kinds)
+            self.counts[kind] += 1
+            if self.stats is not None:
+                tmp = self.stats.with_suffix(".tmp")
+                tmp.write_text(json.dumps(dict(self.counts)))
+                tmp.replace(self.stats)
+            return kind
+
+
+def completion_body(body: dict, text: str) -> dict:
+    prompt_tokens = sum(len(str(m.get("content", ""))) for m in body["messages"]) // 4
+    return {
+        "id": f"chatcmpl-{time.monotonic_ns()}", "object": "chat.completion",
+        "created": int(time.time()), "model": body.get("model", "scripted"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1,
+                  "total_tokens": prompt_tokens + len(text) // 4 + 1},
+    }
+
+
+def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
+                 latency: float):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass
 
-        def _send(self, code: int, body: dict) -> None:
-            data = json.dumps(body).encode()
+        def _send_raw(self, code: int, data: bytes) -> None:
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+
+        def _send(self, code: int, body: dict) -> None:
+            self._send_raw(code, json.dumps(body).encode())
 
         def do_GET(self) -> None:
             if self.path.endswith("/models"):
@@ -46,19 +88,28 @@ def make_handler(script: Script, log: Path | None):
             if not self.path.endswith("/chat/completions"):
                 self._send(404, {"error": {"message": "not found"}})
                 return
-            if log is not None:
+            if latency:
+                time.sleep(latency)
+            fault = faults.draw()
+            if fault == "429":
+                self._send(429, {"error": {"message": "rate limited (injected)"}})
+                return
+            if fault == "500":
+                self._send(500, {"error": {"message": "server error (injected)"}})
+                return
+            if fault == "delay":
+                time.sleep(delay)
+            if log is not None and fault != "delay":
                 with open(log, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(body) + "\n")
-            text = script.respond(body)
-            prompt_tokens = sum(len(str(m.get("content", ""))) for m in body["messages"]) // 4
-            self._send(200, {
-                "id": f"chatcmpl-{time.monotonic_ns()}", "object": "chat.completion",
-                "created": int(time.time()), "model": body.get("model", "scripted"),
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1,
-                          "total_tokens": prompt_tokens + len(text) // 4 + 1},
-            })
+            text = "" if fault == "empty" else script.respond(body)
+            data = json.dumps(completion_body(body, text)).encode()
+            if fault == "truncated":
+                data = data[: len(data) // 2]
+            try:
+                self._send_raw(200, data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout): that is the point of the delay fault
 
     return Handler
 
@@ -68,10 +119,19 @@ def main() -> None:
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--log")
     parser.add_argument("--plan", default="harmful,good")
+    parser.add_argument("--faults", type=float, default=0.0)
+    parser.add_argument("--fault-kinds", default="429,500,delay,truncated,empty")
+    parser.add_argument("--delay", type=float, default=2.0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     script = Script(analyst_plan=args.plan.split(","))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(script, Path(args.log)
-                                                                if args.log else None))
+    log = Path(args.log) if args.log else None
+    stats = Path(args.log + ".faults.json") if args.log else None
+    faults = Faults(args.faults, args.fault_kinds.split(","), args.seed, stats)
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 make_handler(script, log, faults, args.delay, args.latency))
+    server.daemon_threads = True
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(str(server.server_address[1]))
     tmp.replace(args.port_file)
