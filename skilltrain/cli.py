@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import typer
 from rich.console import Console
 
 from skilltrain.config import ConfigError, TrainConfig, load_config, merge_overrides
-from skilltrain.console import Progress, print_summary
+from skilltrain.console import LiveProgress, Progress, print_summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train an agent's skill document with a frozen model.")
@@ -42,8 +43,15 @@ def _build_config(config: Path | None, overrides: dict[str, Any]) -> TrainConfig
 def _run_training(cfg: TrainConfig, quiet: bool, replay: bool = False) -> None:
     from skilltrain.trainer import Trainer
 
-    trainer = Trainer(cfg, callbacks=[Progress(quiet=quiet)], replay=replay)
-    trainer.fit()
+    live = None
+    if not quiet and sys.stderr.isatty():
+        live = LiveProgress()
+    try:
+        trainer = Trainer(cfg, callbacks=[live or Progress(quiet=quiet)], replay=replay)
+        trainer.fit()
+    finally:
+        if live is not None:
+            live.close()
     print_summary(trainer.summary_)
 
 

@@ -187,7 +187,9 @@ def merge_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
-            node = node.setdefault(key, {})
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
         node[leaf] = value
     for role in ("target", "optimizer"):
         key = data[role].get("api_key")

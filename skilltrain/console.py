@@ -95,3 +95,59 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     if summary.get("stopped"):
         console.print(f"stopped early: {summary['stopped']}")
     console.print(f"best skill: {summary['best_skill']}")
+
+
+class LiveProgress:
+    """A live panel for terminals: where the run is, how it is doing, what it has cost."""
+
+    STAGES = {"step_start": "rollout", "rollout": "reflect", "reflect": "aggregate",
+              "aggregate": "select", "select": "update", "update": "gate",
+              "epoch_boundary": "slow update", "epoch_end": "epoch boundary",
+              "step_end": "next step", "baseline": "training"}
+
+    def __init__(self, console: Console | None = None):
+        from rich.live import Live
+
+        self.console = console or Console(stderr=True, highlight=False)
+        self.state: dict[str, Any] = {"stage": "starting", "done": 0, "total": 0,
+                                      "accepted": 0, "rejected": 0, "tokens": 0, "cost": 0.0}
+        self.lines = Progress(quiet=True, console=self.console)
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4,
+                         transient=True)
+        self.live.start()
+
+    def __call__(self, event: dict) -> None:
+        kind, s = event["event"], self.state
+        if kind == "progress":
+            s["done"], s["total"] = event["done"], event["total"]
+        elif kind == "baseline":
+            s["current"] = s["best"] = event["val"]
+        elif kind == "step_start":
+            s.update(step=event["step"], epoch=event["epoch"], lr=event["lr"], done=0, total=0)
+        elif kind == "gate" and event["accepted"]:
+            s["current"] = event["candidate_score"]
+            s["best"] = max(s.get("best") or 0.0, event["candidate_score"])
+        elif kind == "step_end":
+            s.update(accepted=event["accepted_total"], rejected=event["rejected_total"],
+                     tokens=event["tokens"], cost=event["cost_usd"])
+        if kind in self.STAGES:
+            s["stage"] = self.STAGES[kind]
+        if kind == "end":
+            self.live.stop()
+        self.lines(event)  # step results stay on screen above the panel
+        if kind != "end":
+            self.live.update(self._render(), refresh=kind != "progress")
+
+    def _render(self) -> Table:
+        s = self.state
+        table = Table(show_header=False, box=None, padding=(0, 1))
+        table.add_row("step", f"{s.get('step', '-')} (epoch {s.get('epoch', '-')}, "
+                              f"lr {s.get('lr', '-')})", "stage", s["stage"])
+        table.add_row("rollouts", f"{s['done']}/{s['total']}", "val",
+                      f"{_fmt(s.get('current'))} (best {_fmt(s.get('best'))})")
+        table.add_row("steps", f"{s['accepted']} accepted, {s['rejected']} rejected", "spent",
+                      f"{s['tokens']:,} tokens, ${s['cost']:.4f}")
+        return table
+
+    def close(self) -> None:
+        self.live.stop()

@@ -95,7 +95,8 @@ def _task_from_row(row: Any, where: str, fields: FieldMap, index: int) -> Task:
     if not isinstance(task_input, str):
         task_input = json.dumps(task_input, ensure_ascii=False)
     answer = need(fields.answer)
-    task_id = str(row.get(fields.id) or "").strip() if fields.id else ""
+    raw_id = row.get(fields.id) if fields.id else None
+    task_id = "" if raw_id is None else str(raw_id).strip()
     task_type = str(row.get(fields.type) or "default") if fields.type else "default"
     used = {fields.id, fields.input, fields.answer, fields.type}
     meta = {k: v for k, v in row.items() if k not in used}
@@ -151,20 +152,21 @@ def split_tasks(
     by_type: dict[str, list[Task]] = {}
     for t in sorted(tasks, key=lambda t: t.id):
         by_type.setdefault(t.type, []).append(t)
-    train: list[Task] = []
-    val: list[Task] = []
-    test: list[Task] = []
     for kind in sorted(by_type):
-        group = by_type[kind]
-        rng.shuffle(group)
-        n = len(group)
-        n_train = round(n * ratios[0] / total)
-        n_val = round(n * ratios[1] / total)
-        if ratios[2] == 0:
-            n_val = n - n_train
-        train += group[:n_train]
-        val += group[n_train : n_train + n_val]
-        test += group[n_train + n_val :]
+        rng.shuffle(by_type[kind])
+    # interleave the types, then cut once: every split gets each type in proportion, and a
+    # type with one or two tasks cannot round a whole split away
+    order: list[Task] = []
+    groups = [by_type[k] for k in sorted(by_type)]
+    for i in range(max((len(g) for g in groups), default=0)):
+        order += [g[i] for g in groups if i < len(g)]
+    n = len(order)
+    n_train = round(n * ratios[0] / total)
+    n_val = n - n_train if ratios[2] == 0 else round(n * ratios[1] / total)
+    if n >= 2:
+        n_train = min(max(n_train, 1), n - 1)
+        n_val = min(max(n_val, 1 if ratios[1] > 0 else 0), n - n_train)
+    train, val, test = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
     if not train or not val:
         raise DataError(
             f"split: {len(tasks)} tasks give {len(train)} train and {len(val)} validation tasks; "

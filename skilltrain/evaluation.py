@@ -8,7 +8,7 @@ twice. Infrastructure failures come back as rollouts with `error` set and no sco
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from skilltrain.data import Task
@@ -45,6 +45,7 @@ class Evaluator:
         self.judge_retries = judge_retries
         self.new_rollouts = 0
         self.infra_failures = 0
+        self.on_progress: Callable[[int, int], None] | None = None  # (done, total) of new work
 
     async def _one(self, skill: Skill, task: Task, sample: int) -> Rollout:
         cached = self.cache.get(skill.hash, task.id, sample)
@@ -68,7 +69,18 @@ class Evaluator:
 
     async def rollouts(self, skill: Skill, tasks: Sequence[Task], sample: int = 0
                        ) -> list[Rollout]:
-        return list(await asyncio.gather(*(self._one(skill, t, sample) for t in tasks)))
+        total = sum(self.cache.get(skill.hash, t.id, sample) is None for t in tasks)
+        done = 0
+
+        async def tracked(task: Task) -> Rollout:
+            nonlocal done
+            rollout = await self._one(skill, task, sample)
+            if self.on_progress is not None and total:
+                done += 1
+                self.on_progress(min(done, total), total)
+            return rollout
+
+        return list(await asyncio.gather(*(tracked(t) for t in tasks)))
 
     def value(self, rollout: Rollout) -> float | None:
         if not rollout.ok:

@@ -168,6 +168,11 @@ class RunContext:
         for callback in self.trainer.callbacks:
             callback(record)
 
+    def tick(self, done: int, total: int) -> None:
+        """Rollout progress for live displays; too fine-grained for events.jsonl."""
+        for callback in self.trainer.callbacks:
+            callback({"event": "progress", "done": done, "total": total})
+
     # -- steps ---------------------------------------------------------------
     def begin_step(self, epoch: int, index: int, budget: int) -> StepRecord:
         self.emit("step_start", step=self.global_step + 1, epoch=epoch + 1, batch=index + 1,
@@ -454,6 +459,9 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
                      optimizer=cfg.optimizer.model, gate=rule)
             run.emit("estimate", **estimate(cfg, splits, start, meter))
             store.write_text("best_skill.md", start.text)
-            await evaluator(start, val_ids)  # the incumbent's outcomes, cached for the gate
+            evaluator.on_progress = run.tick
+            baseline = await evaluator.mean(start, splits.val)  # cached for the gate
+            run.emit("baseline", val=baseline["score"], n=baseline["n"])
             run.checkpoint()
+        evaluator.on_progress = run.tick
         yield run

@@ -146,7 +146,20 @@ class TokenF1:
         return _verdict(ok, task, rollout.answer, round(f1, 4))
 
 
-_CHOICE_RE = re.compile(r"(?:answer|option|choice)?\s*[:(\[]?\s*\b([A-J])\b\s*[)\].:]?", re.I)
+_CHOICE_KEYWORD_RE = re.compile(
+    r"(?i:answer|option|choice)(?:\s+(?i:is))?\s*[:(\[]?\s*\b([A-J])\b")
+_CHOICE_LEAD_RE = re.compile(r"^\s*[(\[]?([A-Ja-j])(?:[)\].:]|\s*$)|^\s*([A-J])\s+(?![a-z])")
+_CHOICE_ANY_RE = re.compile(r"\b([A-J])\b(?!\s+[a-z])")
+
+
+def choice_letter(text: str) -> str:
+    """The option a reply names: 'Answer: C', a leading 'B)', else a standalone capital that is
+    not the word 'A' or 'I' starting a sentence."""
+    for regex in (_CHOICE_KEYWORD_RE, _CHOICE_LEAD_RE, _CHOICE_ANY_RE):
+        m = regex.search(text)
+        if m:
+            return next(g for g in m.groups() if g).upper()
+    return ""
 
 
 @dataclass(frozen=True)
@@ -156,8 +169,7 @@ class Choice:
     def score(self, task: Task, rollout: Rollout) -> Score:
         want = str(task.answer).strip().upper()[:1]
         text = rollout.answer.strip()
-        m = _CHOICE_RE.match(text) or _CHOICE_RE.search(text)
-        got = m.group(1).upper() if m else ""
+        got = choice_letter(text)
         return _verdict(got == want, task, text, note="" if got else "no option letter found")
 
 
@@ -190,8 +202,13 @@ def coerce_score(result: Any, label: str = "scorer") -> Score:
             raise ScorerError(f"{label}: returned {value}, expected a number in [0, 1]")
         return Score(hard=value, soft=value, feedback="")
     if isinstance(result, dict) and "hard" in result:
-        return Score(hard=float(result["hard"]), soft=float(result.get("soft", result["hard"])),
-                     feedback=str(result.get("feedback", "")))
+        try:
+            return Score(hard=float(result["hard"]),
+                         soft=float(result.get("soft", result["hard"])),
+                         feedback=str(result.get("feedback", "")))
+        except (TypeError, ValueError):
+            raise ScorerError(f"{label}: returned {result!r}; 'hard' and 'soft' must be "
+                              "numbers in [0, 1]") from None
     raise ScorerError(f"{label}: returned {type(result).__name__}; expected Score, bool, "
                       "a number in [0, 1] or a dict with 'hard'")
 

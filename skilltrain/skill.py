@@ -192,10 +192,20 @@ class Skill:
             results.append(EditResult(edit, status))
         return skill, results
 
+    def _protected_parts(self) -> tuple[str, ...]:
+        end = self._front()[1]
+        return (self.text[:end], *(m.group(0) for m in _REGION_RE.finditer(self.text)))
+
     def _apply_one(self, edit: Edit) -> tuple[Skill, EditStatus]:
-        text = self.text
         if MARKER in edit.content:  # an edit may not forge or break a protected region
             return self, EditStatus.PROTECTED_REGION
+        new, status = self._apply_raw(edit)
+        if status is EditStatus.APPLIED and new._protected_parts() != self._protected_parts():
+            return self, EditStatus.PROTECTED_REGION  # the text around a marker formed a new one
+        return new, status
+
+    def _apply_raw(self, edit: Edit) -> tuple[Skill, EditStatus]:
+        text = self.text
         if edit.op == "append":
             at = self._append_point()
             block = edit.content.strip("\n")
@@ -212,7 +222,7 @@ class Skill:
             return self, found
         start, end = found
         if edit.op == "insert_after":
-            line_end = text.find("\n", end)
+            line_end = text.find("\n", max(start, end - 1))
             line_end = len(text) if line_end == -1 else line_end
             if self._touches_protected(start, line_end):
                 return self, EditStatus.PROTECTED_REGION
@@ -231,15 +241,15 @@ class Skill:
         for candidate in (target, target.strip()):
             if not candidate:
                 continue
-            count = self.text.count(candidate)
-            if count > 1:
+            start = self.text.find(candidate)
+            if start == -1:
+                continue
+            if self.text.find(candidate, start + 1) != -1:  # also catches overlapping matches
                 return EditStatus.AMBIGUOUS_ANCHOR
-            if count == 1:
-                start = self.text.index(candidate)
-                end = start + len(candidate)
-                if self._touches_protected(start, end):
-                    return EditStatus.PROTECTED_REGION
-                return start, end
+            end = start + len(candidate)
+            if self._touches_protected(start, end):
+                return EditStatus.PROTECTED_REGION
+            return start, end
         return EditStatus.ANCHOR_MISSING
 
     def _touches_protected(self, start: int, end: int) -> bool:

@@ -251,7 +251,7 @@ task_lists = st.lists(
 ).map(lambda pairs: [Task(id=i, input="q", answer="a", type=k) for i, k in pairs])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(tasks=task_lists, seed=st.integers(0, 2**16))
 def test_property_split_disjoint_and_complete_single_type(tasks, seed):
     tasks = [Task(id=t.id, input=t.input, answer=t.answer) for t in tasks]
@@ -262,7 +262,7 @@ def test_property_split_disjoint_and_complete_single_type(tasks, seed):
     assert s.train and s.val
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(tasks=task_lists, seed=st.integers(0, 2**16))
 def test_property_split_disjoint_and_complete_any_types(tasks, seed):
     # Any list of at least 4 tasks can be split into non-empty train and validation parts.

@@ -19,7 +19,8 @@ from skilltrain.optim.select import select_edits
 from skilltrain.skill import Edit
 
 START = ("---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n\n"
-         "<!-- skilltrain:begin slow-update -->\nold guidance\n<!-- skilltrain:end slow-update -->\n")
+         "<!-- skilltrain:begin slow-update -->\nold guidance\n"
+         "<!-- skilltrain:end slow-update -->\n")
 
 
 def two_epochs(tmp_path, **train):

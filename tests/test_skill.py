@@ -73,7 +73,7 @@ def _noop_allowed(edit: Edit) -> bool:
 # -- properties --------------------------------------------------------------------------------
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), spec=skills())
 def test_property_protected_statuses_determinism(data, spec):
     text, front, regions = spec
@@ -121,7 +121,7 @@ def test_property_protected_statuses_determinism(data, spec):
     assert cur.text == new.text
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(data=st.data(), spec=skills())
 def test_property_targets_inside_regions_are_protected(data, spec):
     text, front, regions = spec

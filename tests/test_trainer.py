@@ -81,9 +81,8 @@ def test_nothing_proposed_means_skipped_steps(tmp_path):
 
 
 def test_infra_failures_are_not_wrong_answers(tmp_path):
-    from skilltrain.models.base import ModelError
-
     from skilltrain.data import split_tasks, tasks_from_objects
+    from skilltrain.models.base import ModelError
 
     tasks = make_tasks(24)
     val_id = split_tasks(tasks_from_objects(tasks), (0.5, 0.25, 0.25), 0).val[0].id
