@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skilltrain.skill import Skill
 from skilltrain.store import atomic_write
 
 OUTCOME_COLOURS = {"accepted": "#1a9850", "rejected": "#d73027", "skipped": "#9e9e9e",
@@ -59,6 +60,39 @@ class RunData:
     def skill_text(self, number: int) -> str | None:
         p = self.root / "skills" / f"v{number:04d}.md"
         return p.read_text(encoding="utf-8") if p.is_file() else None
+
+    def skill_tokens(self) -> dict:
+        """Initial and best skill size; before summary.json exists, measured from skills/."""
+        tokens = (self.summary or {}).get("skill_tokens")
+        if tokens:
+            return tokens
+        best = ((self.state or {}).get("best") or {}).get("number")
+        out = {}
+        for name, number in (("initial", 0), ("best", best)):
+            text = self.skill_text(number) if isinstance(number, int) else None
+            out[name] = Skill(text).tokens if text is not None else None
+        return out
+
+    def infra_failures(self) -> dict:
+        """Infrastructure failures; before summary.json exists, from the checkpointed meter."""
+        if self.summary is not None:
+            return self.summary.get("infra_failures") or {}
+        meter = (self.state or {}).get("meter")
+        if not isinstance(meter, dict):
+            return {}
+        failures = meter.get("failures") or {}
+        return {"total": sum(failures.values()), "by_kind": failures,
+                "retried": meter.get("retries") or {}}
+
+    def usage_by_stage(self) -> dict:
+        """Usage per role/stage; before summary.json exists, tokens only (prices are applied at
+        the end of the run, so the cost is unknown)."""
+        stages = (self.summary or {}).get("usage_by_stage")
+        if stages or self.summary is not None:
+            return stages or {}
+        rows = ((self.state or {}).get("meter") or {}).get("usage") or []
+        return {f"{r[0]}/{r[1]}": {**r[2], "cost_usd": None}
+                for r in rows if isinstance(r, list) and len(r) == 3 and isinstance(r[2], dict)}
 
 
 def _read_json(path: Path) -> Any:
@@ -106,8 +140,8 @@ def load_run(run_dir: Path) -> RunData:
         stopped = (data.state or {}).get("stopped")
         why = f"the run stopped ({stopped}) before" if stopped else \
             "the run is still going, or was interrupted, before"
-        data.notes.append(f"summary.json is missing: {why} its final evaluation. Validation and "
-                          "test results, costs and the per-type table appear once it finishes.")
+        data.notes.append(f"summary.json is missing: {why} its final evaluation. The before/after "
+                          "scores, costs and the per-type table appear once it finishes.")
     if not data.history:
         data.notes.append("No training step has completed yet.")
     return data
@@ -193,7 +227,7 @@ def _value(value: Any, limit: int = 1500) -> str:
             text = text[:limit] + f" … ({len(text) - limit} more characters)"
         return f"<code>{esc(text)}</code>"
     if isinstance(value, float):
-        return _num(value, 4)
+        return f"{value:.4g}"
     return esc(value)
 
 
@@ -319,7 +353,7 @@ def size_plot(data: RunData) -> str:
 
     fig = Figure(figsize=(10, 2.8))
     ax = fig.subplots()
-    initial = ((data.summary or {}).get("skill_tokens") or {}).get("initial")
+    initial = data.skill_tokens().get("initial")
     xs: list[float] = [0.0] if initial is not None else []
     ys: list[float] = [initial] if initial is not None else []
     acc_x, acc_y = [], []
@@ -389,10 +423,10 @@ def _figures(data: RunData, s: dict, state: dict) -> str:
         counts = {o: sum(1 for r in data.history if r.get("outcome") == o)
                   for o in ("accepted", "rejected", "skipped")}
         steps = {"total": state.get("global_step", len(data.history)), **counts}
-    infra = s.get("infra_failures") or {}
+    infra = data.infra_failures()
     by_kind = ", ".join(f"{esc(k)} {_int(v)}" for k, v in (infra.get("by_kind") or {}).items())
     retried = sum((infra.get("retried") or {}).values())
-    tokens = s.get("skill_tokens") or {}
+    tokens = data.skill_tokens()
     sizes = s.get("sizes") or {k: data.start.get(k) for k in ("train", "val", "test")}
     cards = [
         ("steps", _int(steps.get("total")),
@@ -430,11 +464,11 @@ def _plots(data: RunData) -> str:
 
 def _costs(data: RunData) -> str:
     title = '<section id="costs"><h2>Cost per stage</h2>'
-    stages = (data.summary or {}).get("usage_by_stage")
+    stages = data.usage_by_stage()
     if not stages:
-        return title + _note("Per-stage usage appears in summary.json when the run ends.") + \
-            "</section>"
-    total = sum(u.get("cost_usd") or 0 for u in stages.values())
+        return title + _note("No model usage recorded yet.") + "</section>"
+    priced = all(isinstance(u.get("cost_usd"), (int, float)) for u in stages.values())
+    total = sum(u.get("cost_usd") or 0 for u in stages.values()) if priced else None
     rows, sums = [], {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
     for key, u in sorted(stages.items()):
         role, _, stage = key.partition("/")
@@ -448,7 +482,8 @@ def _costs(data: RunData) -> str:
                  _int(sums["completion_tokens"]), f"<b>{_usd(total)}</b>", ""])
     table = _table(["role", "stage", "calls", "prompt tokens", "completion tokens", "cost",
                     "share"], rows, "num", "llrrrrr")
-    return title + table + "</section>"
+    note = "" if priced else _note("Costs are computed when the run ends; tokens so far.")
+    return title + note + table + "</section>"
 
 
 def _by_type(data: RunData) -> str:
@@ -520,9 +555,9 @@ def _gate(gate: dict | None, row: dict) -> str:
     evidence = gate.get("evidence")
     ev = ""
     if isinstance(evidence, dict) and evidence:
-        ev = "".join(f"<tr><th>{esc(k)}</th><td>{_value(v)}</td></tr>"
+        ev = "".join(f"<div><dt>{esc(k)}</dt><dd>{_value(v)}</dd></div>"
                      for k, v in evidence.items())
-        ev = f'<table class="evidence"><tbody>{ev}</tbody></table>'
+        ev = f'<dl class="facts evidence">{ev}</dl>'
     elif evidence:
         ev = f"<p>{_value(evidence)}</p>"
     return f'<div class="gate"><h4>Gate</h4><dl class="facts">{dl}</dl>{reason}{ev}</div>'
@@ -543,7 +578,8 @@ def _lineage(data: RunData) -> str:
     if not data.versions:
         return title + _note("No version record (state.json missing).") + "</section>"
     rows_by_version = {r["version"]: r for r in data.history if "version" in r}
-    best = (data.summary or {}).get("best_version")
+    best = (data.summary or {}).get("best_version",
+                                    ((data.state or {}).get("best") or {}).get("number"))
     parts = []
     for prev, version in zip(data.versions, data.versions[1:]):
         number = version.get("number")
@@ -589,13 +625,15 @@ def _rejected(data: RunData) -> str:
                         for e in sel.get("edits") or [] if isinstance(e, dict))
         if not edits and slow.get("guidance"):
             edits = f'<div class="edit small-edit">{esc(slow["guidance"])}</div>'
+        why = r.get("gate_reason") or r.get("reason")
+        reason = f'<div class="gate-why"><b>gate:</b> {esc(why)}</div>' if why else ""
         rows.append([esc(step_id), _badge(r.get("outcome")),
                      f'{_num(r.get("val_incumbent"))} → {_num(r.get("val_candidate"))}',
                      _delta(_sub(r.get("val_candidate"), r.get("val_incumbent"))),
-                     _int(r.get("gate_items")), esc(r.get("gate_reason") or r.get("reason")),
-                     edits or '<span class="muted">—</span>'])
-    body = _table(["step", "outcome", "val", "Δ", "items", "reason", "edits"], rows,
-                  "rejected", "llrrrll") if rows else _note("No candidate was rejected.")
+                     _int(r.get("gate_items")),
+                     (edits or '<span class="muted">—</span>') + reason])
+    body = _table(["step", "outcome", "val", "Δ", "items", "edits and the gate's reason"], rows,
+                  "rejected", "llrrrl") if rows else _note("No candidate was rejected.")
     skipped: dict[str, list[str]] = {}
     for r in data.history:
         if r.get("outcome") == "skipped":
@@ -671,7 +709,8 @@ article.version{border:1px solid #e3e6ea;border-radius:8px;padding:14px 16px;mar
 table.edits,table.rejected{width:100%}
 .gate{background:#f8fafc;border:1px solid #e3e6ea;border-radius:6px;padding:4px 12px 8px;
  margin-top:10px}
-.reason{margin:6px 0}table.evidence th{background:none;color:#666;font-weight:500}
+.reason{margin:6px 0}dl.evidence{font-size:13px}dl.evidence dd{font-weight:500}
+table.rejected td:nth-child(-n+4){white-space:nowrap}.gate-why{font-size:13px;color:#444}
 code{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12.5px;
  word-break:break-word}
 pre{white-space:pre-wrap;background:#f6f8fa;padding:10px;border-radius:6px;font-size:13px}

@@ -106,6 +106,7 @@ def test_partial_runs_get_a_note_not_a_crash(run_dir: Path, tmp_path: Path) -> N
     text = write_report(no_summary).read_text(encoding="utf-8")
     assert "summary.json is missing" in text
     assert "Skill lineage" in text and GOOD_RULE in text  # the steps are still shown
+    assert "<td>rollout</td>" in text and "Costs are computed when the run ends" in text
 
     started = tmp_path / "started"
     started.mkdir()
