@@ -238,8 +238,10 @@ class RunContext:
         self.emit("epoch_end", epoch=next_epoch)
         self.checkpoint()
 
-    def count(self, outcome: str) -> int:
-        return sum(1 for row in self.history if row.get("outcome") == outcome)
+    def count(self, outcome: str, kind: str | None = None) -> int:
+        """Outcomes of training steps (kind None) or of epoch-boundary slow updates."""
+        return sum(1 for row in self.history
+                   if row.get("outcome") == outcome and row.get("kind") == kind)
 
     # -- checkpoint ----------------------------------------------------------
     def checkpoint(self, done: bool = False) -> None:
@@ -270,22 +272,27 @@ class RunContext:
 
     # -- end of run ----------------------------------------------------------
     async def finish(self) -> None:
+        final_gate = None
         if self.incumbent.skill.hash != self.best.skill.hash and not self.stopped:
             decision = await self.gate.decide(self.incumbent.skill, self.best.skill,
                                               self.val_ids, self.evaluator)
-            self.emit("final_gate", accepted=decision.accepted, reason=decision.reason)
+            final_gate = {"accepted": decision.accepted, "reason": decision.reason,
+                          "candidate_score": decision.candidate_score,
+                          "incumbent_score": decision.incumbent_score}
+            self.emit("final_gate", **final_gate)
             if decision.accepted:
                 self.best = self.incumbent
         self.store.write_text("best_skill.md", self.best.skill.text)
         skills = {"initial": self.initial.skill, "best": self.best.skill,
                   "final": self.incumbent.skill}
         val = {name: await self.evaluator.mean(s, self.splits.val)
-               for name, s in skills.items() if name != "final"}
+               for name, s in skills.items()}
         test: dict[str, Any] = {}
         if self.splits.test and not self.stopped:
             test = {name: await self.evaluator.mean(s, self.splits.test)
                     for name, s in skills.items()}
         self.summary = build_summary(self, val, test)
+        self.summary["final_gate"] = final_gate
         self.store.write_json("summary.json", self.summary)
         self.checkpoint(done=True)
         self.emit("end", **{k: self.summary[k] for k in ("val", "test", "steps")})
@@ -307,6 +314,8 @@ def build_summary(run: RunContext, val: dict, test: dict) -> dict:
         },
         "steps": {"total": run.global_step, "accepted": run.count("accepted"),
                   "rejected": run.count("rejected"), "skipped": run.count("skipped")},
+        "slow_updates": {k: run.count(k, "epoch_boundary")
+                         for k in ("accepted", "rejected", "forced")},
         "usage": {role: {k: u[k] for k in ("prompt_tokens", "completion_tokens", "calls",
                                            "cost_usd")}
                   for role, u in usage["roles"].items()},
@@ -455,8 +464,8 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
             run.emit("resume", step=run.global_step, epoch=run.epoch + 1)
         else:
             run.emit("start", out=str(root), train=len(splits.train), val=len(splits.val),
-                     test=len(splits.test), target=cfg.target.model,
-                     optimizer=cfg.optimizer.model, gate=rule)
+                     test=len(splits.test), target=target.model.name,
+                     optimizer=optimizer.model.name, gate=rule)
             run.emit("estimate", **estimate(cfg, splits, start, meter))
             store.write_text("best_skill.md", start.text)
             evaluator.on_progress = run.tick

@@ -105,7 +105,7 @@ def test_infra_failures_are_not_wrong_answers(tmp_path):
     assert calls["n"] >= 2  # retried before giving up
     assert s["infra_failures"]["by_kind"]["server_error"] >= 1
     # the failing validation item is excluded, not scored as wrong: the good skill stays at 1.0
-    assert s["val"] == {"initial": 0.0, "best": 1.0}
+    assert s["val"] == {"initial": 0.0, "best": 1.0, "final": 1.0}
     assert s["steps"]["accepted"] == 1
 
 
