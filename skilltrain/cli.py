@@ -25,8 +25,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from skilltrain.skill import SkillError
     from skilltrain.suites.base import SuiteError
 
-    return (ConfigError, DataError, ScorerError, SkillError, SuiteError, ReplayMiss, ModelError,
-            FileNotFoundError)
+    errors: tuple[type[BaseException], ...] = (
+        ConfigError, DataError, ScorerError, SkillError, SuiteError, ReplayMiss, ModelError,
+        FileNotFoundError)
+    try:
+        from skilltrain.local.assets import LocalModelError
+        from skilltrain.local.server import LocalServerError
+
+        errors += (LocalModelError, LocalServerError)
+    except ImportError:
+        pass
+    return errors
 
 
 def _fail(exc: BaseException) -> None:
@@ -190,6 +199,29 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder (finished or n
     except _user_errors() as exc:
         _fail(exc)
     typer.echo(str(path))
+
+
+@app.command()
+def demo(
+    suite: str = typer.Option("house-date", help="a house-convention suite"),
+    target: str = typer.Option("local:0.5b"),
+    optimizer: str = typer.Option("local:1.5b"),
+    steps: int = typer.Option(3, help="training steps (each ~2-3 min on 2 cores)"),
+    out: str | None = typer.Option(None),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """A short real optimization with the embedded local models: no API key, no internet."""
+    overrides = {
+        "suite": suite, "target.model": target, "optimizer.model": optimizer,
+        "optimizer.max_tokens": 1024, "train.epochs": 1, "train.batch_size": 20,
+        "train.minibatch_size": 10, "train.lr": 2, "train.lr_min": 1,
+        "train.lr_schedule": "constant", "train.analyse_successes": False,
+        "train.max_steps": steps, "out": out,
+    }
+    try:
+        _run_training(_build_config(None, overrides), quiet)
+    except _user_errors() as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":

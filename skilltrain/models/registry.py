@@ -26,7 +26,7 @@ async def open_model(cfg: ModelConfig, stack: AsyncExitStack, role: str) -> Open
     if spec.startswith("local:"):
         from skilltrain.local.server import LocalServer  # optional dependency
 
-        server = LocalServer(spec.split(":", 1)[1])
+        server = LocalServer(spec.split(":", 1)[1], cache_prompt=False)
         await stack.enter_async_context(server)
         extra.setdefault("cache_prompt", False)  # measured: needed for repeatable output
         model = OpenAIModel(server.model_id, base_url=server.base_url, api_key="local",
