@@ -74,6 +74,9 @@ class TrainingConfig(_Strict):
     rejected_buffer: int = Field(default=8, ge=0)
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
     update_mode: Literal["patch", "rewrite", "full_rewrite"] = "patch"
+    edit_ops: list[Literal["append", "insert_after", "replace", "delete"]] = Field(
+        default_factory=lambda: ["append", "insert_after", "replace", "delete"], min_length=1,
+        description="edit operations the analysts may use")
     max_skill_tokens: int = Field(default=2000, ge=50, description="length budget for rewrites")
     slow_update: Literal["gated", "force", "off"] = "gated"
     slow_update_samples: int = Field(default=20, ge=1)

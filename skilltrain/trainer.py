@@ -108,7 +108,8 @@ class Trainer:
             reflection = await reflect(                                            # 2. reflect
                 skill, list(zip(batch, rollouts)), run.optimizer,
                 minibatch_size=cfg.minibatch_size, budget=budget, rejected=run.rejected,
-                analyse_successes=cfg.analyse_successes, reminders=cfg.appendix)
+                analyse_successes=cfg.analyse_successes, reminders=cfg.appendix,
+                ops=tuple(cfg.edit_ops))
             step.reflection(reflection)
             run.meter.check()
 

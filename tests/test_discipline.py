@@ -178,3 +178,18 @@ def test_full_rewrite_mode_picks_and_gates_a_whole_skill(tmp_path):
     assert trainer.summary_["steps"]["accepted"] == 1
     assert GOOD_RULE in trainer.best_skill_.body
     assert trainer.best_skill_.region("slow-update") == "old guidance"
+
+
+def test_edit_ops_narrow_the_analyst_schema_and_prompt(tmp_path):
+    script = Script(analyst_plan=["good"])
+    model = FakeModel(script.respond)
+    config = {"out": str(tmp_path / "run"), "scorer": "exact",
+              "train": {"epochs": 1, "batch_size": 24, "edit_ops": ["append"]}}
+    trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
+    analyst = next(r for r in script.requests if schema_name(r) == "AnalystReply")
+    schema = analyst["response_format"]["json_schema"]["schema"]
+    assert schema["$defs"]["EditOut"]["properties"]["op"] == {
+        "const": "append", "title": "Op", "type": "string"}
+    prompt = analyst["messages"][-1]["content"]
+    assert "`append`" in prompt and "`replace`" not in prompt
+    assert trainer.summary_["steps"]["accepted"] == 1

@@ -18,7 +18,7 @@ from skilltrain.models.client import RoleClient
 from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.optim.patch import Patch
 from skilltrain.optim.prompts import render
-from skilltrain.optim.schemas import AnalystReply, AnalystReplyWithReminders
+from skilltrain.optim.schemas import ALL_OPS, analyst_schema, ops_help
 from skilltrain.records import Rollout
 from skilltrain.skill import Skill
 
@@ -75,6 +75,7 @@ async def reflect(
     success_threshold: float = 1.0,
     analyse_successes: bool = True,
     reminders: bool = False,
+    ops: tuple[str, ...] = ALL_OPS,
 ) -> ReflectResult:
     """`reminders=True` turns on the skill-aware appendix: failure analysts class each failure
     as a defect of the skill (edit the body) or a lapse in following it (a short reminder)."""
@@ -88,9 +89,9 @@ async def reflect(
 
     async def analyse(side: str, batch: list[tuple[Task, Rollout]]) -> Patch | None:
         extra = {"reminders": REMINDERS if reminders else ""} if side == "failure" else {}
-        schema = AnalystReplyWithReminders if reminders and side == "failure" else AnalystReply
+        schema = analyst_schema(ops, reminders and side == "failure")
         prompt = render(
-            f"analyst_{side}", **extra,
+            f"analyst_{side}", **extra, ops=ops_help(ops),
             skill=skill.text,
             rollouts="\n\n".join(render_rollout(t, r) for t, r in batch),
             rejected=("\n" + rejected.render()) if rejected.entries else "",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from skilltrain.skill import Edit
 
@@ -40,6 +40,33 @@ class AnalystReplyWithReminders(AnalystReply):
     """With the skill-aware appendix on: lapses become reminders instead of body edits."""
 
     reminders: list[Reminder] = Field(default_factory=list, max_length=4)
+
+
+ALL_OPS = ("append", "insert_after", "replace", "delete")
+OP_HELP = {
+    "append": "`append`: add `content` at the end of the skill.",
+    "insert_after": "`insert_after`: add `content` on a new line after the line containing "
+                    "`target`.",
+    "replace": "`replace`: replace the exact text `target` with `content`.",
+    "delete": "`delete`: remove the exact text `target`.",
+}
+
+
+def ops_help(ops: tuple[str, ...]) -> str:
+    return "\n".join(f"   - {OP_HELP[op]}" for op in ops)
+
+
+def analyst_schema(ops: tuple[str, ...], reminders: bool) -> type[AnalystReply]:
+    """The analyst reply schema with `op` narrowed to the allowed operations, so constrained
+    decoding cannot even produce an op the run does not allow (weak optimizers do better with
+    `append` alone: they cannot mis-copy an anchor)."""
+    base = AnalystReplyWithReminders if reminders else AnalystReply
+    if tuple(ops) == ALL_OPS:
+        return base
+    narrowed = create_model("EditOut", __base__=EditOut,
+                            op=(Literal[tuple(ops)], ...))  # type: ignore[valid-type]
+    return create_model(base.__name__, __base__=base,
+                        edits=(list[narrowed], Field(default_factory=list, max_length=12)))
 
 
 class FullRewriteReply(BaseModel):
