@@ -116,6 +116,9 @@ class BudgetConfig(_Strict):
     max_cost: float | None = Field(default=None, gt=0)
 
 
+DEFAULT_MODELS = {"target": "local:0.5b", "optimizer": "local:1.5b"}
+
+
 class TrainConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     suite: str | None = None
@@ -133,6 +136,17 @@ class TrainConfig(_Strict):
     out: str | None = None
     cache: str | None = Field(default=None, description="shared response cache file")
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_models(cls, data: Any) -> Any:
+        """A role section that sets only, say, max_tokens keeps the default model."""
+        if isinstance(data, dict):
+            for role, model in DEFAULT_MODELS.items():
+                section = data.get(role)
+                if isinstance(section, dict) and "model" not in section:
+                    data = {**data, role: {**section, "model": model}}
+        return data
 
     def redacted(self) -> dict[str, Any]:
         """The config as saved in the run folder: inline keys are replaced by a marker."""

@@ -427,6 +427,7 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
     cfg = trainer.config
     root = store.root
     async with AsyncExitStack() as stack:
+        servers: dict[str, object] = {}
         cache = ResponseCache(cfg.cache or store.db_path)
         stack.callback(cache.close)
         stack.callback(store.close)
@@ -436,7 +437,7 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
             if given is None:
                 from skilltrain.models.registry import open_model
 
-                given = await open_model(mcfg, stack, role)
+                given = await open_model(mcfg, stack, role, servers)
             settings = CallSettings(temperature=mcfg.temperature, max_tokens=mcfg.max_tokens,
                                     seed=mcfg.seed, retries=mcfg.retries,
                                     backoff_s=mcfg.retry_backoff)

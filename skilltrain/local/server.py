@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -280,6 +281,11 @@ class LocalServer:
     # -- internals ------------------------------------------------------------------------------
 
     def _config(self) -> ServerConfig:
+        if importlib.util.find_spec("xllamacpp") is None:  # fail here, not in the child's log
+            raise LocalServerError(
+                "the local model runtime xllamacpp is not installed; "
+                "install with: pip install 'skilltrain[local]'"
+            )
         path, aliases = resolve_model(self.model)
         self.model_path = path
         return ServerConfig(

@@ -14,7 +14,10 @@ from skilltrain.config import ConfigError, ModelConfig
 from skilltrain.models.openai_compat import OpenAIModel
 
 
-async def open_model(cfg: ModelConfig, stack: AsyncExitStack, role: str) -> OpenAIModel:
+async def open_model(cfg: ModelConfig, stack: AsyncExitStack, role: str,
+                     servers: dict[str, object] | None = None) -> OpenAIModel:
+    """`servers` (owned by the caller's run) lets target and optimizer share one local server
+    when they name the same embedded model."""
     spec = cfg.model
     api_key = cfg.api_key.get_secret_value() if cfg.api_key else None
     if cfg.api_key_env:
@@ -26,8 +29,13 @@ async def open_model(cfg: ModelConfig, stack: AsyncExitStack, role: str) -> Open
     if spec.startswith("local:"):
         from skilltrain.local.server import LocalServer  # optional dependency
 
-        server = LocalServer(spec.split(":", 1)[1], cache_prompt=False)
-        await stack.enter_async_context(server)
+        name = spec.split(":", 1)[1]
+        server = (servers or {}).get(name)
+        if server is None:
+            server = LocalServer(name, cache_prompt=False)
+            await stack.enter_async_context(server)
+            if servers is not None:
+                servers[name] = server
         extra.setdefault("cache_prompt", False)  # measured: needed for repeatable output
         model = OpenAIModel(server.model_id, base_url=server.base_url, api_key="local",
                             timeout=cfg.timeout, concurrency=min(cfg.concurrency, 2),
