@@ -289,6 +289,10 @@ def main(argv: list[str] | None = None) -> None:
                   f"{SCENARIOS[scen].steps} steps")
             print(table(rows))
     print(f"\nelapsed {time.perf_counter() - started:.0f}s on {args.workers} worker(s)")
+    diffs = 100 * (np.array([r.gain for r in results[("reference", 50, DEFAULT_GATE)]])
+                   - np.array([r.gain for r in results[("reference", 50, "strict")]]))
+    print(f"reference n_val=50, {DEFAULT_GATE} minus strict on the same {runs} runs: gain "
+          f"{diffs.mean():+.2f} ± {diffs.std(ddof=1) / math.sqrt(len(diffs)):.2f} (se)")
     ref, base = summaries[("reference", 50, DEFAULT_GATE)], summaries[("reference", 50, "strict")]
     ratio = ref.p_worse / base.p_worse if base.p_worse > 0 else float("nan")
     print(f"gain_vs_strict={ref.gain - base.gain:+.2f} regress_ratio={ratio:.2f} "

@@ -134,9 +134,12 @@ def test_no_input_is_in_two_splits(name: str, built: dict[str, Splits]) -> None:
     assert not (train & val) and not (train & test) and not (val & test)
 
 
-def test_route_tickets_differ_by_more_than_the_sender(built: dict[str, Splits]) -> None:
-    bodies = [house.ticket_body(t.input) for t in built["house-route"].all()]
-    assert len(bodies) == len(set(bodies))
+@pytest.mark.parametrize("name", HOUSE)
+def test_house_items_differ_by_more_than_a_name(name: str, built: dict[str, Splits]) -> None:
+    keys = [house.item_key(t.input) for t in built[name].all()]
+    assert len(keys) == len(set(keys))
+    assert house.item_key("Ticket from Ana: Ben owns two cards.") == \
+        "Ticket from someone: someone owns two cards."
 
 
 @pytest.mark.parametrize("name", HOUSE)

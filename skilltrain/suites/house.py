@@ -37,17 +37,22 @@ def _front(name: str, description: str, body: str) -> str:
     return f"---\nname: {name}\ndescription: {description}\n---\n\n{body.strip()}\n"
 
 
-def _same(text: str) -> str:
-    return text
+_NAME_RE = re.compile(r"\b(?:" + "|".join(_NAMES) + r")\b")
+
+
+def item_key(text: str) -> str:
+    """An input with the people's names blanked: two tasks that differ only by a name are one
+    item, so such near-copies never land in two splits (or twice in one)."""
+    return _NAME_RE.sub("someone", text)
 
 
 def draw_splits(name: str, make: Maker, kinds: tuple[str, ...], seed: int,
-                train: int, val: int, test: int, key: Callable[[str], str] = _same) -> Splits:
+                train: int, val: int, test: int, key: Callable[[str], str] = item_key) -> Splits:
     """Draw the three splits of a generated suite.
 
     Kinds are assigned round-robin and then shuffled, so every split holds every kind in near
     equal numbers and a per-type breakdown compares like with like. `key` says when two inputs
-    count as the same item (a ticket that differs from another only by its sender is a copy).
+    count as the same item.
     """
     seen: set[str] = set()
     drawn: dict[str, list[Task]] = {}
@@ -83,7 +88,7 @@ class _Build:
     train: int
     val: int
     test: int
-    key: Callable[[str], str] = _same
+    key: Callable[[str], str] = item_key
 
     def __call__(self, seed: int) -> Splits:
         return draw_splits(self.name, self.make, self.kinds, seed,
@@ -92,59 +97,44 @@ class _Build:
 
 # -- house-number: answer with the bare number ------------------------------------------------
 
-NUMBER_KINDS = ("add", "subtract", "multiply", "divide", "thousands")
+NUMBER_KINDS = ("units", "money", "thousands", "words", "add", "multiply")
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                 "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                 "seventeen", "eighteen", "nineteen", "twenty")
+_UNITS = (("parcel", "weighs", "kg", "How heavy is the parcel"),
+          ("road", "is", "km long", "How long is the road"),
+          ("tank", "holds", "liters", "How much does the tank hold"),
+          ("meeting", "lasts", "minutes", "How long is the meeting"),
+          ("room", "measures", "square meters", "How big is the room"))
 
 
 def make_number(rng: random.Random, kind: str) -> tuple[str, str]:
-    """A small word problem whose answer is a non-negative integer."""
+    """A short question whose answer is a non-negative integer that even a 0.5B model can read
+    off or compute in one step; what it cannot know is how the house wants the number written."""
     name, item = rng.choice(_NAMES), rng.choice(_ITEMS)
-    form = rng.randrange(3)
-    if kind == "add":
-        a, b = rng.randint(2, 60), rng.randint(2, 60)
-        text = (
-            f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?",
-            f"A class has {a} girls and {b} boys. How many students are in the class?",
-            f"There are {a} cars in a parking lot and {b} more arrive. How many cars are there?",
-        )[form]
-        return text, str(a + b)
-    if kind == "subtract":
-        a = rng.randint(20, 99)
-        b = rng.randint(1, a - 1)
-        text = (
-            f"{name} had {a} {item} and gave away {b}. How many {item} are left?",
-            f"A tank holds {a} liters of water. {b} liters leak out. How many liters remain?",
-            f"A book has {a} pages. {name} has read {b} of them. How many pages are left?",
-        )[form]
-        return text, str(a - b)
-    if kind == "multiply":
-        a, b = rng.randint(2, 12), rng.randint(2, 9)
-        text = (
-            f"One ticket costs ${a}. How much do {b} tickets cost?",
-            f"A box holds {a} {item}. How many {item} are in {b} boxes?",
-            f"{name} walks {a} km every day. How many km does {name} walk in {b} days?",
-        )[form]
-        return text, str(a * b)
-    if kind == "divide":
-        b, each = rng.randint(2, 9), rng.randint(2, 12)
-        total = b * each
-        text = (
-            f"{total} {item} are shared equally among {b} friends. How many does each get?",
-            f"A rope {total} meters long is cut into {b} equal pieces. How long is each piece?",
-            f"{name} pays ${total} for {b} equal lunches. What does one lunch cost?",
-        )[form]
-        return text, str(each)
+    if kind == "units":
+        thing, verb, unit, question = rng.choice(_UNITS)
+        n = rng.randint(2, 95)
+        return f"The {thing} {verb} {n} {unit}. {question}?", str(n)
+    if kind == "money":
+        n = rng.randint(2, 99)
+        thing = rng.choice(("ticket", "lamp", "book", "scarf", "lunch", "repair"))
+        return f"{name} paid ${n} for a {thing}. How much did the {thing} cost?", str(n)
     if kind == "thousands":
-        if form == 0:
-            a, b = rng.randint(10, 40) * 100, rng.randint(10, 40) * 100
-            return (f"A shop sold {a:,} cups in May and {b:,} in June. "
-                    "How many cups did it sell in total?", str(a + b))
-        if form == 1:
-            a, b = rng.randint(20, 90) * 100, rng.randint(1, 9) * 100
-            return f"A car costs ${a:,}. A discount of ${b} is taken off. What is the price now?", \
-                str(a - b)
-        a, b = rng.randint(11, 40), rng.choice((100, 200, 250, 300, 400, 500))
-        return f"A stadium has {a} sections with {b} seats each. How many seats are there?", \
-            str(a * b)
+        n = rng.randint(1, 99) * 1000 + rng.choice((0, 100, 250, 500, 750))
+        place = rng.choice(("town", "stadium", "library", "warehouse"))
+        what = {"town": "residents", "stadium": "seats", "library": "books",
+                "warehouse": "boxes"}[place]
+        return f"The {place} has {n:,} {what}. How many {what} does it have?", str(n)
+    if kind == "words":
+        n = rng.randint(2, 20)
+        return f"{name} owns {_NUMBER_WORDS[n]} {item}. How many {item} does {name} own?", str(n)
+    if kind == "add":  # symbols, not a story: the 0.5B model sums "3 + 4" but not a story
+        a, b = rng.randint(2, 30), rng.randint(2, 30)
+        return rng.choice((f"What is {a} + {b}?", f"Add {a} and {b}.")), str(a + b)
+    if kind == "multiply":
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        return rng.choice((f"What is {a} x {b}?", f"What is {a} times {b}?")), str(a * b)
     raise ValueError(f"house-number: unknown kind {kind!r}")
 
 
@@ -278,19 +268,14 @@ def make_ticket(rng: random.Random, kind: str) -> tuple[str, str]:
     return text, answer
 
 
-def ticket_body(ticket: str) -> str:
-    """The ticket without its sender, the key for deduplication."""
-    return ticket.split(": ", 1)[-1]
-
-
 def _lower_first(text: str) -> str:
     return text if text.startswith(("I ", "2FA")) else text[:1].lower() + text[1:]
 
 
 # -- skills -----------------------------------------------------------------------------------
 
-NUMBER_SKILL = _front("house-number", "Answer short arithmetic word problems.",
-                      "# Word problems\n\nAnswer the question.")
+NUMBER_SKILL = _front("house-number", "Answer short questions about numbers.",
+                      "# Number questions\n\nAnswer the question.")
 DATE_SKILL = _front("house-date", "Rewrite dates for the house records.",
                     "# Dates\n\nRewrite the date the user gives in the house format.")
 ROUTE_SKILL = _front(
@@ -299,15 +284,13 @@ ROUTE_SKILL = _front(
     "The queues are Q-ACCESS, Q-ESCALATE, Q-GENERAL, Q-HARDWARE and Q-LEDGER.",
 )
 
-_NUMBER_RULE = """# Word problems
+_NUMBER_RULE = """# Number questions
 
-Solve the problem, then reply with the number only.
+Reply with the answer as a bare number and nothing else.
 
-- Digits only: no units, no currency signs, no words, no sentence.
-- No thousands separators: write 3600, never 3,600.
-- No trailing period and nothing before or after the number.
-
-Examples: "How much do 3 tickets at $4 cost?" -> 12. "1,200 cups plus 2,400 cups?" -> 3600.
+- Digits only: no units, no currency signs, no words, no sentence, no working.
+- Write numbers given in words as digits.
+- No thousands separators and no trailing period.
 """
 
 _DATE_RULE = """# Dates
@@ -335,8 +318,8 @@ Example: "My laptop will not turn on. Also, I was charged twice." -> Q-LEDGER (r
 """
 
 REFERENCE_SKILLS = MappingProxyType({
-    "house-number": _front("house-number", "Answer short arithmetic word problems.", _NUMBER_RULE),
-    "house-tiny": _front("house-tiny", "Answer short arithmetic word problems.", _NUMBER_RULE),
+    "house-number": _front("house-number", "Answer short questions about numbers.", _NUMBER_RULE),
+    "house-tiny": _front("house-tiny", "Answer short questions about numbers.", _NUMBER_RULE),
     "house-date": _front("house-date", "Rewrite dates for the house records.", _DATE_RULE),
     "house-route": _front("house-route", "Route support tickets to the right queue.", _ROUTE_RULE),
 })
@@ -345,10 +328,10 @@ REFERENCE_SKILLS = MappingProxyType({
 # -- suites -----------------------------------------------------------------------------------
 
 def number_suite(train: int = 60, val: int = 30, test: int = 30) -> Suite:
-    """Word problems answered in the house number format (digits only)."""
+    """Number questions answered in the house number format (digits only)."""
     return Suite(
         name="house-number",
-        description="Arithmetic word problems; the house wants the bare number (digits only).",
+        description="Short number questions; the house wants the bare number (digits only).",
         skill=NUMBER_SKILL, scorer="exact",
         build=_Build("house-number", make_number, NUMBER_KINDS, train, val, test),
     )
@@ -370,8 +353,7 @@ def route_suite(train: int = 60, val: int = 30, test: int = 30) -> Suite:
         name="house-route",
         description="Route support tickets to made-up queues by house rules with a priority order.",
         skill=ROUTE_SKILL, scorer="exact",
-        build=_Build("house-route", make_ticket, ROUTE_KINDS, train, val, test,
-                     key=ticket_body),
+        build=_Build("house-route", make_ticket, ROUTE_KINDS, train, val, test),
     )
 
 

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.local
 
 def _installed() -> bool:
     try:
-        from skilltrain.local.assets import available
-
         import xllamacpp  # noqa: F401
+
+        from skilltrain.local.assets import available
     except ImportError:
         return False
     return available("0.5b")
