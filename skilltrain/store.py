@@ -18,27 +18,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from skilltrain.files import atomic_write
 from skilltrain.records import Rollout, Score
 from skilltrain.skill import Skill
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ScoreCache:

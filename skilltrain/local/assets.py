@@ -22,6 +22,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import BinaryIO
 
+from skilltrain.files import atomic_write
+
 GGUF_MAGIC = b"GGUF"
 _CHUNK = 4 * 1024 * 1024
 _TEMP_SUFFIX = ".partial"
@@ -240,17 +242,7 @@ def _write_sidecar(dest: Path, sha256: str) -> None:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text, temp_suffix=_TEMP_SUFFIX)
 
 
 def is_verified(dest: Path, *, size: int, sha256: str) -> bool:
