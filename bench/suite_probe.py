@@ -6,7 +6,7 @@ training on when (a) and (b) are low and (c) is high: the gap is what training c
 
     python bench/suite_probe.py --base-url http://127.0.0.1:8080/v1 --model local:0.5b
     python bench/suite_probe.py --local 0.5b          # starts the embedded server itself
-    python bench/suite_probe.py --local 0.5b --suite gym-leg-counting --max-tokens 256
+    python bench/suite_probe.py --local 0.5b --suite gym-leg-counting -n 10
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--suite", action="append", help=f"suite(s) to probe (default: {HOUSE})")
     p.add_argument("-n", type=int, default=30, help="test tasks per suite (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="reply limit (default: 48 for house suites, 320 for gym suites, whose "
+                        "reference skills ask for brief working)")
     p.add_argument("--json", dest="json_path", help="also write the results here")
     p.add_argument("-v", "--verbose", action="store_true", help="print every wrong answer")
     return p.parse_args(argv)
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         client = OpenAI(base_url=base_url, api_key=args.api_key, timeout=120, max_retries=1)
         print(f"model {model} at {base_url}; {args.n} test tasks per suite, seed {args.seed}")
         for name in args.suite or HOUSE:
-            row = probe(client, model, name, args.n, args.seed, args.max_tokens, args.verbose)
+            limit = args.max_tokens or (48 if name.startswith("house-") else 320)
+            row = probe(client, model, name, args.n, args.seed, limit, args.verbose)
             rows.append(row)
             cells = "  ".join(f"{k} {row[k]['hard']:.2f} (soft {row[k]['soft']:.2f}, "
                               f"{row[k]['wall_s']}s)"

@@ -26,7 +26,7 @@ class Progress:
     def __call__(self, event: dict) -> None:
         kind = event["event"]
         line = self._line(kind, event)
-        if line and (not self.quiet or kind in ("start", "estimate", "step_end", "end",
+        if line and (not self.quiet or kind in ("start", "estimate", "baseline", "step_end", "end",
                                                 "budget_stop")):
             self.console.print(line)
 
@@ -39,6 +39,8 @@ class Progress:
             return (f"estimate (upper bound): {e['steps']} steps, {e['target']['calls']:,} target "
                     f"+ {e['optimizer']['calls']:,} optimizer calls, ~{e['tokens']:,} tokens, "
                     f"~${e['cost_usd']:.2f}")
+        if kind == "baseline":
+            return f"initial skill: validation score {_fmt(e['val'])} on {e['n']} items"
         if kind == "resume":
             return f"resuming at step {e['step'] + 1} (epoch {e['epoch']})"
         if kind == "step_start":

@@ -9,8 +9,13 @@ model is not hopeless:
   and add. A skill can carry the table and the procedure; the model cannot know the table.
 - `word_sorting`: ASCII order, where every capitalised word sorts before every lower-case one,
   compared letter by letter, answered as a comma-separated list. The scorer gives partial credit.
-- `letter_counting`: spell the words out and count the letter, capitals included; models that
-  guess from whole tokens miscount.
+- `basic_arithmetic`: one-digit terms joined by +, - and *; multiplication binds first, and the
+  answer is a bare integer. The 0.5B model computes most of these but answers in sentences.
+
+Measured with the 0.5B target on 30 test items (bench/suite_probe.py): `basic_arithmetic` 0.00
+with no skill and with the starting skill, 0.57 with the reference skill (precedence items stay
+at 0). On a few items each, `word_sorting` stays at 0 hard (about 0.25 soft) and `leg_counting`
+at 0 even with the legs table: those two are for larger targets (1.5B and up).
 
 The package is imported only when a suite is built or scored, so listing suites never needs it.
 Following reasoning-gym's own evaluation, an answer wrapped in `<answer>...</answer>` is scored
@@ -116,11 +121,12 @@ def _sorting_type(meta: Mapping[str, Any]) -> str:
     return f"{meta.get('direction', 'unknown')}{'-capitals' if capitals else ''}"
 
 
-def _letters_type(meta: Mapping[str, Any]) -> str:
-    """'capital' when the letter also occurs upper-case, which still counts."""
-    letter = str(meta.get("target_letter", ""))
-    capital = bool(letter) and any(letter.upper() in word for word in meta.get("span", []))
-    return "capital" if capital else "plain"
+def _arithmetic_type(meta: Mapping[str, Any]) -> str:
+    """'precedence' when * meets + or -, which is where left-to-right evaluation goes wrong."""
+    ops = set(str(meta.get("expression", "")).split()) & {"+", "-", "*"}
+    if "*" in ops:
+        return "precedence" if len(ops) > 1 else "multiply"
+    return "add-subtract"
 
 
 @dataclass(frozen=True)
@@ -180,9 +186,9 @@ def _front(name: str, description: str, body: str) -> str:
 
 LEGS = Family(
     suite="gym-leg-counting", dataset="leg_counting",
-    config=(("min_animals", 2), ("max_animals", 4), ("min_instances", 1), ("max_instances", 6)),
+    config=(("min_animals", 2), ("max_animals", 3), ("min_instances", 1), ("max_instances", 5)),
     kind=_legs_type,
-    description="reasoning-gym leg_counting (2-4 kinds of animal): total legs of a menagerie.",
+    description="reasoning-gym leg_counting (2-3 kinds of animal): count legs; for 1.5B+.",
     skill=_front("gym-leg-counting", "Count animal legs.",
                  "# Leg counting\n\nAnswer the question."),
 )
@@ -193,15 +199,17 @@ SORTING = Family(
     description="reasoning-gym word_sorting (3-5 words): sort words by ASCII order.",
     skill=_front("gym-word-sorting", "Sort words.", "# Word sorting\n\nSort the words as asked."),
 )
-LETTERS = Family(
-    suite="gym-letter-counting", dataset="letter_counting",
-    config=(("min_words", 3), ("max_words", 6)),
-    kind=_letters_type,
-    description="reasoning-gym letter_counting (3-6 words): count a letter in a short text.",
-    skill=_front("gym-letter-counting", "Count letters in text.",
-                 "# Letter counting\n\nAnswer the question."),
+ARITHMETIC = Family(
+    suite="gym-arithmetic", dataset="basic_arithmetic",
+    config=(("min_terms", 2), ("max_terms", 3), ("min_digits", 1), ("max_digits", 1),
+            ("operators", ("+", "-", "*")), ("allow_parentheses", False),
+            ("allow_negation", False)),
+    kind=_arithmetic_type,
+    description="reasoning-gym basic_arithmetic (2-3 one-digit terms, + - *): compute a value.",
+    skill=_front("gym-arithmetic", "Calculate arithmetic expressions.",
+                 "# Arithmetic\n\nCalculate the expression."),
 )
-FAMILIES = (LEGS, SORTING, LETTERS)
+FAMILIES = (ARITHMETIC, LEGS, SORTING)
 
 _LEGS_RULE = """# Leg counting
 
@@ -216,8 +224,8 @@ Legs per animal (use this table, not your memory):
 - 10: crab, lobster, shrimp
 - 14: woodlouse
 
-For each animal write count x legs = subtotal, then add the subtotals.
-End with the total alone inside tags, for example <answer>42</answer>.
+Work line by line. First, for each animal, write "count x legs = subtotal" using the table.
+Then add the subtotals. Last, write the total inside answer tags: <answer>total</answer>
 """
 
 _SORTING_RULE = """# Word sorting
@@ -229,17 +237,18 @@ Descending order is the exact reverse of ascending order.
 Reply with only the sorted words separated by a comma and a space, e.g. Zoo, apple, art
 """
 
-_LETTERS_RULE = """# Letter counting
+_ARITHMETIC_RULE = """# Arithmetic
 
-Go through the text word by word. For each word, spell it letter by letter and count how often
-the letter occurs, upper-case and lower-case alike. Add the counts.
-End with the total alone inside tags, for example <answer>3</answer>.
+Multiplication comes before addition and subtraction: in 2 + 3 * 4, first do 3 * 4.
+Then add and subtract from left to right.
+Reply with only the resulting integer (with a minus sign if it is negative), nothing else.
 """
 
 REFERENCE_SKILLS = MappingProxyType({
     LEGS.suite: _front(LEGS.suite, "Count animal legs.", _LEGS_RULE),
     SORTING.suite: _front(SORTING.suite, "Sort words.", _SORTING_RULE),
-    LETTERS.suite: _front(LETTERS.suite, "Count letters in text.", _LETTERS_RULE),
+    ARITHMETIC.suite: _front(ARITHMETIC.suite, "Calculate arithmetic expressions.",
+                             _ARITHMETIC_RULE),
 })
 
 

@@ -5,8 +5,8 @@ these suites measure what a skill adds rather than what the model already knows.
 generated from a seed, so a suite needs no data files and every split is reproducible.
 
 Each split is drawn from its own random stream (test first, then validation, then train) and
-deduplicated by input against the splits drawn before it. Test therefore stays the same when the
-train size changes, and no input ever appears in two splits.
+deduplicated against everything drawn before it (inputs that differ only by a person's name count
+as one). Test therefore stays the same when the train size changes, and no item is in two splits.
 
 The starting skills are deliberately weak: they name the task but not the rule, so training has
 room to find it. `REFERENCE_SKILLS` holds hand-written skills that do state the rule; they exist
@@ -295,26 +295,30 @@ Reply with the answer as a bare number and nothing else.
 
 _DATE_RULE = """# Dates
 
-Rewrite the date the user gives in the house format DD.MM.YYYY and reply with nothing else.
+Reply with the date in the house format DD.MM.YYYY and nothing else: no words, no final period.
 
-- DD: the day with two digits (5 -> 05). MM: the month number with two digits (March -> 03).
-- YYYY: the four-digit year. Separate the parts with dots. Drop any weekday.
-- An ISO date 2024-03-05 is year-month-day, so it becomes 05.03.2024.
+1. Find the day, the month and the year. Ignore any weekday.
+2. DD is the day with two digits: 5 becomes 05, 14 stays 14.
+3. MM is the month number with two digits: January 01, February 02, March 03, April 04, May 05,
+   June 06, July 07, August 08, September 09, October 10, November 11, December 12.
+4. YYYY is the year with four digits.
+5. Join them with dots, day first: DD.MM.YYYY.
 
-Examples: "March 5, 2024" -> 05.03.2024. "the 21st of November, 1999" -> 21.11.1999.
+An ISO date YYYY-MM-DD starts with the year and ends with the day.
 """
 
 _ROUTE_RULE = """# Ticket routing
 
-Reply with only the queue name. Check the rules in this order; the first one that matches wins:
+Answer with exactly one queue name.
 
-1. Q-ESCALATE: the ticket mentions a lawyer, legal steps, a VIP, or any amount over $1,000.
-2. Q-ACCESS: logging in, passwords, locked accounts, 2FA codes or permissions.
-3. Q-LEDGER: invoices, charges, refunds, payments or billing.
-4. Q-HARDWARE: a laptop, printer, monitor, keyboard or headset.
-5. Q-GENERAL: anything else.
+Keywords decide the queue:
+- lawyer, legal, VIP, or an amount above $1,000 -> Q-ESCALATE
+- log in, password, locked, 2FA, permission -> Q-ACCESS
+- invoice, charged, refund, payment, billing -> Q-LEDGER
+- laptop, printer, monitor, keyboard, headset -> Q-HARDWARE
+- none of these words -> Q-GENERAL
 
-Example: "My laptop will not turn on. Also, I was charged twice." -> Q-LEDGER (rule 3 comes first).
+When keywords of two queues appear, the queue higher in this list wins.
 """
 
 REFERENCE_SKILLS = MappingProxyType({
