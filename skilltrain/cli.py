@@ -81,6 +81,11 @@ def train(
     lr_min: int | None = typer.Option(None),
     lr_schedule: str | None = typer.Option(None, help="constant, linear, cosine, autonomous"),
     gate: str | None = typer.Option(None, help="gate rule"),
+    harness: str | None = typer.Option(None, help="chat, agent or command"),
+    agent_protocol: str | None = typer.Option(
+        None, help="agent harness: tools (native tool calls), text (code blocks), or auto"),
+    max_turns: int | None = typer.Option(None, help="agent harness: model calls per task"),
+    cmd: str | None = typer.Option(None, help="command harness: the agent command to run"),
     max_steps: int | None = typer.Option(None),
     max_calls: int | None = typer.Option(None),
     max_tokens: int | None = typer.Option(None),
@@ -100,7 +105,8 @@ def train(
         "train.lr_min": lr_min, "train.lr_schedule": lr_schedule, "gate.rule": gate,
         "train.max_steps": max_steps, "budget.max_calls": max_calls,
         "budget.max_tokens": max_tokens, "budget.max_cost": max_cost, "seed": seed, "out": out,
-        "cache": cache,
+        "cache": cache, "harness": harness, "agent.protocol": agent_protocol,
+        "agent.max_turns": max_turns, "command.cmd": cmd,
     }
     try:
         cfg = _build_config(config, overrides)
@@ -214,8 +220,9 @@ def demo(
     overrides = {
         "suite": suite, "target.model": target, "optimizer.model": optimizer,
         "optimizer.max_tokens": 1024, "train.epochs": 1, "train.batch_size": 20,
-        "train.minibatch_size": 10, "train.lr": 2, "train.lr_min": 1,
+        "train.minibatch_size": 20, "train.lr": 2, "train.lr_min": 1,
         "train.lr_schedule": "constant", "train.analyse_successes": False,
+        "train.edit_ops": ["append"],  # small optimizers mis-copy anchors; appends always land
         "train.max_steps": steps, "out": out,
     }
     try:

@@ -119,12 +119,42 @@ class BudgetConfig(_Strict):
 DEFAULT_MODELS = {"target": "local:0.5b", "optimizer": "local:1.5b"}
 
 
+class AgentConfig(_Strict):
+    """Options of the agent harness (`harness: agent`)."""
+
+    protocol: Literal["auto", "tools", "text"] = Field(
+        default="auto", description="tools: native tool calls; text: code blocks and FINAL:; "
+        "auto: text for local:* targets, else tools")
+    max_turns: int = Field(default=8, ge=1)
+    tools: list[str] = Field(default_factory=list, description="user tools, module:function")
+    timeout: float = Field(default=30.0, gt=0, description="seconds per code run")
+    cpu_seconds: int | None = Field(default=20, ge=1)
+    memory_mb: int | None = Field(default=1024, ge=64)
+    observation_chars: int = Field(default=3000, ge=200)
+
+
+class CommandConfig(_Strict):
+    """Options of the command harness (`harness: command`)."""
+
+    preset: Literal["claude-code", "codex", "generic"] = "generic"
+    cmd: str | None = Field(default=None, description="the command for the generic preset")
+    template: str | None = None
+    answer: Literal["stdout", "file"] = "stdout"
+    tag: str = "ANSWER:"
+    answer_file: str = "answer.txt"
+    timeout: float = Field(default=600.0, gt=0)
+    passthrough: list[str] | None = Field(default=None, description="environment variables "
+                                          "the agent may see (default: the preset's)")
+
+
 class TrainConfig(_Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     suite: str | None = None
     skill: str | None = None
     scorer: str | dict[str, Any] | None = None
-    harness: Literal["chat"] = "chat"
+    harness: Literal["chat", "agent", "command"] = "chat"
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    command: CommandConfig = Field(default_factory=CommandConfig)
     target: ModelConfig = Field(default_factory=lambda: ModelConfig(model="local:0.5b"))
     optimizer: ModelConfig = Field(
         default_factory=lambda: ModelConfig(model="local:1.5b", max_tokens=2048)

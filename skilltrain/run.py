@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skilltrain.config import ConfigError, dump_config
+from skilltrain.config import ConfigError, TrainConfig, dump_config
 from skilltrain.data import FieldMap, Splits, Task, load_tasks, split_tasks, tasks_from_objects
 from skilltrain.estimate import estimate
 from skilltrain.evaluation import Evaluator
 from skilltrain.gate import DEFAULT_GATE, make_gate
-from skilltrain.harness.chat import ChatHarness
+from skilltrain.harness import make_harness
 from skilltrain.models.cache import ResponseCache
 from skilltrain.models.client import CallSettings, RoleClient
 from skilltrain.models.meter import Limits, Meter
@@ -381,6 +381,10 @@ def resolve_inputs(trainer: Trainer, tasks: Iterable[Task | dict] | None,
         start.validate()
     except SkillError as exc:
         raise ConfigError(f"skill: {exc}") from None
+    if suite is not None and suite.harness != "chat" and cfg.harness == "chat" \
+            and trainer.harness is None:
+        raise ConfigError(f"suite {suite.name!r} needs the {suite.harness} harness; "
+                          f"set harness: {suite.harness} (or --harness {suite.harness})")
     scorer_spec = trainer.scorer or cfg.scorer or (suite.scorer if suite else None)
     if scorer_spec is None:
         raise ConfigError("scorer: not set; give a scorer name (e.g. exact, numeric) or "
@@ -391,6 +395,16 @@ def resolve_inputs(trainer: Trainer, tasks: Iterable[Task | dict] | None,
     else:
         scorer = make_scorer(scorer_spec)
     return splits, start, scorer
+
+
+def build_harness(cfg: TrainConfig) -> Any:
+    """The configured harness; unusable options become a ConfigError naming the section."""
+    try:
+        return make_harness(cfg.harness, max_tokens=cfg.target.max_tokens,
+                            target_model=cfg.target.model, agent=cfg.agent.model_dump(),
+                            command=cfg.command.model_dump())
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"{cfg.harness}: {exc}") from None
 
 
 def default_out(trainer: Trainer) -> Path:
@@ -444,9 +458,9 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
             return RoleClient(given, role, meter, cache=cache, settings=settings,
                               replay=trainer.replay)
 
+        harness = trainer.harness or build_harness(cfg)  # before the models: fail fast
         target = await client("target", trainer.target)
         optimizer = await client("optimizer", trainer.optimizer)
-        harness = trainer.harness or ChatHarness(max_tokens=cfg.target.max_tokens)
         evaluator = Evaluator(harness, target, scorer, store.scores, splits.all(),
                               metric=cfg.gate.metric, soft_weight=cfg.gate.soft_weight)
         rule = DEFAULT_GATE if cfg.gate.rule == "default" else cfg.gate.rule

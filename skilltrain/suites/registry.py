@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from skilltrain.suites import gym, house
+from skilltrain.suites import gym, house, spreadsheet
 from skilltrain.suites.base import Suite
 
-_SOURCES: tuple[Callable[[], list[Suite]], ...] = (house.suites, gym.suites)
+_SOURCES: tuple[Callable[[], list[Suite]], ...] = (house.suites, gym.suites,
+                                                   spreadsheet.suites)
 
 
 def SUITES() -> dict[str, Suite]:  # noqa: N802 - the name base.py calls
