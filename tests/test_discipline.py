@@ -188,8 +188,9 @@ def test_edit_ops_narrow_the_analyst_schema_and_prompt(tmp_path):
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     analyst = next(r for r in script.requests if schema_name(r) == "AnalystReply")
     schema = analyst["response_format"]["json_schema"]["schema"]
-    assert schema["$defs"]["EditOut"]["properties"]["op"] == {
-        "const": "append", "title": "Op", "type": "string"}
+    edit = schema["$defs"]["AppendEditOut"]["properties"]
+    assert edit["op"] == {"const": "append", "title": "Op", "type": "string"}
+    assert "target" not in edit and edit["content"]["maxLength"] == 600
     prompt = analyst["messages"][-1]["content"]
     assert "`append`" in prompt and "`replace`" not in prompt
     assert trainer.summary_["steps"]["accepted"] == 1

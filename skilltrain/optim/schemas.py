@@ -31,6 +31,20 @@ class EditOut(BaseModel):
 Reminder = Annotated[str, Field(max_length=200)]
 
 
+class AppendEditOut(BaseModel):
+    """An append-only edit: no anchor, shorter content (measured: the 1.5B model otherwise
+    copied the whole skill into `target` and ran out of tokens)."""
+
+    op: Literal["append"]
+    content: str = Field(max_length=600)
+    rationale: str = Field(default="", max_length=200)
+    support: int = Field(default=1, ge=0, le=10000)
+
+    def to_edit(self, source: str) -> Edit:
+        return Edit(op="append", content=self.content, rationale=self.rationale,
+                    support=self.support, source=source)  # type: ignore[arg-type]
+
+
 class AnalystReply(BaseModel):
     patterns: str = Field(max_length=1000)
     edits: list[EditOut] = Field(default_factory=list, max_length=12)
@@ -63,8 +77,11 @@ def analyst_schema(ops: tuple[str, ...], reminders: bool) -> type[AnalystReply]:
     base = AnalystReplyWithReminders if reminders else AnalystReply
     if tuple(ops) == ALL_OPS:
         return base
-    narrowed = create_model("EditOut", __base__=EditOut,
-                            op=(Literal[tuple(ops)], ...))  # type: ignore[valid-type]
+    if tuple(ops) == ("append",):  # no anchor to fill: small models pad `target` with junk
+        narrowed = AppendEditOut
+    else:
+        narrowed = create_model("EditOut", __base__=EditOut,
+                                op=(Literal[tuple(ops)], ...))  # type: ignore[valid-type]
     return create_model(base.__name__, __base__=base,
                         edits=(list[narrowed], Field(default_factory=list, max_length=12)))
 
