@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from skilltrain.skill import Skill
-from skilltrain.store import atomic_write
+from skilltrain.store import atomic_write, read_events
 
 OUTCOME_COLOURS = {"accepted": "#1a9850", "rejected": "#d73027", "skipped": "#9e9e9e",
                    "forced": "#f28e2b"}
@@ -103,17 +103,6 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _read_events(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a crash; everything before it is still good
-    return out
-
 
 def load_run(run_dir: Path) -> RunData:
     """Read a run folder. Raises FileNotFoundError only when it is not a run folder at all."""
@@ -124,7 +113,7 @@ def load_run(run_dir: Path) -> RunData:
                                 "state.json or summary.json)")
     data = RunData(root=root, summary=_read_json(root / "summary.json"),
                    state=_read_json(root / "state.json"),
-                   events=_read_events(root / "events.jsonl"))
+                   events=read_events(root / "events.jsonl"))
     if (root / "config.yaml").is_file():
         data.config_text = (root / "config.yaml").read_text(encoding="utf-8")
     if data.state is not None:

@@ -182,6 +182,16 @@ class Skill:
                 return Skill(self.text[: m.start()] + block + self.text[m.end() :])
         return Skill(self.text.rstrip("\n") + "\n\n" + block + "\n")
 
+    def with_body(self, new_body: str) -> Skill:
+        """This skill's front matter and protected regions around a new body (for rewrites:
+        whatever a model wrote, it cannot change what step edits may not touch)."""
+        body = _REGION_RE.sub("", _FRONT_RE.sub("", new_body.strip() + "\n")).strip()
+        body = re.sub(r"<!-- skilltrain:[^>]*-->", "", body).strip()
+        end = self._front()[1]
+        blocks = [m.group(0) for m in _REGION_RE.finditer(self.text)]
+        parts = [self.text[:end].rstrip("\n"), body, *blocks]
+        return Skill("\n\n".join(p for p in parts if p) + "\n")
+
     # -- edits -------------------------------------------------------------
     def apply(self, edits: list[Edit]) -> tuple[Skill, list[EditResult]]:
         """Apply edits in order; each gets exactly one status. Deterministic by construction."""

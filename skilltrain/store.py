@@ -27,6 +27,19 @@ from skilltrain.records import Rollout, Score
 from skilltrain.skill import Skill
 
 
+def read_events(path: Path) -> list[dict]:
+    """events.jsonl as records; a last line cut by a crash is skipped, the rest is good."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
 class ScoreCache:
     """(skill hash, task id, sample) -> scored rollout. A skill is never scored twice on an item.
 
@@ -103,16 +116,7 @@ class RunStore:
         return record
 
     def events(self) -> list[dict]:
-        p = self.path("events.jsonl")
-        if not p.exists():
-            return []
-        out = []
-        for line in p.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash: everything before it is still good
-        return out
+        return read_events(self.path("events.jsonl"))
 
     # -- skills ------------------------------------------------------------
     def save_skill(self, version: int, skill: Skill) -> Path:

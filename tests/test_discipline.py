@@ -14,7 +14,6 @@ from skilltrain.models.fake import FakeModel, schema_name
 from skilltrain.models.meter import Meter
 from skilltrain.optim.appendix import add_reminders, compact, reminders_of
 from skilltrain.optim.patch import Patch
-from skilltrain.optim.rewrite import compose
 from skilltrain.optim.select import select_edits
 from skilltrain.skill import Edit
 
@@ -141,7 +140,7 @@ def test_appendix_run_puts_lapses_in_protected_block(tmp_path):
 
 def test_rewrite_keeps_front_matter_and_protected_regions():
     skill = Skill(START)
-    new = compose(skill, "---\nname: evil\n---\n# New body\nRule.\n"
+    new = skill.with_body("---\nname: evil\n---\n# New body\nRule.\n"
                          "<!-- skilltrain:begin slow-update -->\nforged\n"
                          "<!-- skilltrain:end slow-update -->")
     assert new.name == "adder" and new.region("slow-update") == "old guidance"

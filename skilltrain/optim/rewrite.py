@@ -1,15 +1,14 @@
 """Update modes beyond patching: `rewrite` (one call rewrites the skill from the selected edits)
 and `full_rewrite` (each analyst writes a whole skill; one call picks the best).
 
-A rewrite may only change the body: front matter and protected regions are carried over from the
-current skill, whatever the model wrote. A length budget keeps a skill from ballooning: a
-rewrite over it is discarded, never truncated into something nobody proposed.
+A rewrite may only change the body: `Skill.with_body` carries front matter and protected
+regions over from the current skill, whatever the model wrote. A length budget keeps a skill
+from ballooning: a rewrite over it is discarded, never truncated into something nobody proposed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,20 +22,6 @@ from skilltrain.optim.reflect import minibatches, render_rollout
 from skilltrain.optim.schemas import FullRewriteReply, RankReply, RewriteReply
 from skilltrain.records import Rollout
 from skilltrain.skill import Edit, Skill
-
-_BLOCK_RE = re.compile(r"<!-- skilltrain:begin ([a-z0-9-]+) -->.*?<!-- skilltrain:end \1 -->",
-                       re.DOTALL)
-_FRONT_RE = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*\n", re.DOTALL)
-
-
-def compose(skill: Skill, new_body: str) -> Skill:
-    """The current skill's front matter and protected regions around a new body."""
-    body = _BLOCK_RE.sub("", _FRONT_RE.sub("", new_body.strip() + "\n")).strip()
-    body = re.sub(r"<!-- skilltrain:[^>]*-->", "", body).strip()
-    front = _FRONT_RE.match(skill.text)
-    blocks = [m.group(0) for m in _BLOCK_RE.finditer(skill.text)]
-    parts = [front.group(0).rstrip("\n") if front else "", body, *blocks]
-    return Skill("\n\n".join(p for p in parts if p) + "\n")
 
 
 @dataclass
@@ -62,7 +47,7 @@ async def rewrite(skill: Skill, edits: list[Edit], client: RoleClient, max_token
         if exc.kind == "fatal":
             raise
         return RewriteResult(None, f"rewrite call failed ({exc.kind})")
-    candidate = compose(skill, reply.skill)
+    candidate = skill.with_body(reply.skill)
     if not within_budget(candidate, max_tokens):
         return RewriteResult(None, f"rewrite is {candidate.tokens} tokens, over the "
                                    f"{max_tokens}-token budget")
@@ -90,7 +75,7 @@ async def full_rewrite(skill: Skill, scored: Sequence[tuple[Task, Rollout]], cli
             if exc.kind == "fatal":
                 raise
             return None
-        candidate = compose(skill, reply.skill)
+        candidate = skill.with_body(reply.skill)
         if candidate.hash == skill.hash or not within_budget(candidate, max_tokens):
             return None
         return candidate, reply.patterns
