@@ -137,11 +137,15 @@ def eval_(
     suite: str | None = typer.Option(None, help="a built-in suite (its test split)"),
     target: str = typer.Option("local:0.5b", help="target model"),
     scorer: str | None = typer.Option(None),
+    harness: str = typer.Option("chat", help="chat or agent (the command harness needs a "
+                                             "config: use train's `command:` section)"),
+    max_turns: int = typer.Option(8, help="agent harness: model calls per task"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Score a skill on a task file (or a suite's test split)."""
     from skilltrain.api import evaluate
     from skilltrain.data import load_tasks
+    from skilltrain.harness import make_harness
     from skilltrain.skill import Skill
 
     try:
@@ -156,7 +160,11 @@ def eval_(
             raise ConfigError("eval: give --data FILE or --suite NAME")
         if scorer_spec is None:
             raise ConfigError("eval: --scorer is required with --data")
-        result = evaluate(Skill.from_file(skill), tasks, target=target, scorer=scorer_spec)
+        if harness not in ("chat", "agent"):
+            raise ConfigError(f"eval --harness {harness!r}: expected chat or agent")
+        runner = make_harness(harness, target_model=target, agent={"max_turns": max_turns})
+        result = evaluate(Skill.from_file(skill), tasks, target=target, scorer=scorer_spec,
+                          harness=runner)
     except _user_errors() as exc:
         _fail(exc)
     if as_json:

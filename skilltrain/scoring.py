@@ -7,7 +7,6 @@ Score, a bool, a number, or a dict with `hard`/`soft`/`feedback`.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 import string
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from skilltrain.data import Task
+from skilltrain.loading import load_callable
 from skilltrain.records import Rollout, Score
 
 
@@ -225,19 +225,7 @@ BUILTIN: dict[str, type] = {
 
 
 def load_function(spec: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.rpartition(":")
-    if not module_name or not attr:
-        raise ScorerError(f"scorer {spec!r}: expected 'module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ScorerError(
-            f"scorer {spec!r}: cannot import module {module_name!r} ({exc})"
-        ) from None
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise ScorerError(f"scorer {spec!r}: {module_name} has no function {attr!r}")
-    return fn
+    return load_callable(spec, "scorer", ScorerError)
 
 
 def make_scorer(spec: str | Callable[..., Any] | Scorer, **options: Any) -> Scorer:

@@ -9,8 +9,7 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from skilltrain.harness.agent import AgentHarness
@@ -18,19 +17,12 @@ from skilltrain.harness.chat import ChatHarness
 from skilltrain.harness.command import PRESETS, CommandHarness
 from skilltrain.harness.sandbox import Limits, RunResult, Sandbox
 from skilltrain.harness.tools import Tool, ToolError, tool_from_function
+from skilltrain.loading import load_callable
 
 __all__ = ["AgentHarness", "ChatHarness", "CommandHarness", "Limits", "PRESETS", "RunResult",
            "Sandbox", "Tool", "ToolError", "make_harness", "tool_from_function"]
 
 HARNESSES = ("chat", "agent", "command")
-
-
-def _load(spec: str) -> Callable[..., Any]:
-    module_name, _, attr = spec.rpartition(":")
-    fn = getattr(importlib.import_module(module_name), attr, None) if module_name else None
-    if not callable(fn):
-        raise ValueError(f"tool {spec!r}: expected 'module:function' naming a function")
-    return fn
 
 
 def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
@@ -39,8 +31,8 @@ def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
     """Build a harness from plain config values (the `agent:` / `command:` sections).
 
     The agent's protocol `auto` picks `text` for the embedded local models, whose server does not
-    return native tool calls for them, and `tools` otherwise. Raises ValueError (or ImportError
-    for a user tool that cannot be imported) for options that cannot be used.
+    return native tool calls for them, and `tools` otherwise. Raises ValueError, with a
+    one-line message, for options that cannot be used.
     """
     if kind == "chat":
         return ChatHarness(max_tokens=max_tokens)
@@ -51,7 +43,8 @@ def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
             protocol = "text" if target_model.startswith("local:") else "tools"
         limits = Limits(timeout_s=a.get("timeout", 30.0), cpu_s=a.get("cpu_seconds", 20),
                         memory_mb=a.get("memory_mb", 1024))
-        return AgentHarness(tools=[_load(s) for s in a.get("tools") or []], protocol=protocol,
+        tools = [load_callable(s, "tool") for s in a.get("tools") or []]
+        return AgentHarness(tools=tools, protocol=protocol,
                             max_turns=a.get("max_turns", 8), max_tokens=max_tokens,
                             limits=limits, observation_chars=a.get("observation_chars", 3000))
     if kind == "command":

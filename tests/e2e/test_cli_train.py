@@ -79,6 +79,18 @@ def test_eval_command(tmp_path, scripted_server):
     assert weak.returncode == 0 and strong.returncode == 0, weak.stderr + strong.stderr
     assert json.loads(weak.stdout)["score"] == 0.0
     assert json.loads(strong.stdout)["score"] == 1.0
+    # the agent harness: tool definitions go out with the request, the final reply is the answer
+    before = len(server.requests())
+    agent = cli(["eval", "--skill", str(good), "--data", str(data), "--target",
+                 "openai:scripted-target", "--scorer", "exact", "--harness", "agent",
+                 "--max-turns", "2", "--json"], server.base_url, tmp_path)
+    assert agent.returncode == 0, agent.stderr
+    assert json.loads(agent.stdout)["score"] == 1.0
+    assert all(r.get("tools") for r in server.requests()[before:])
+    bad = cli(["eval", "--skill", str(good), "--data", str(data), "--target",
+               "openai:scripted-target", "--scorer", "exact", "--harness", "robot"],
+              server.base_url, tmp_path)
+    assert bad.returncode == 2 and "--harness" in bad.stderr and "robot" in bad.stderr
 
 
 def test_bad_input_is_one_line_error_and_writes_nothing(tmp_path):

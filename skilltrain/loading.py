@@ -1,0 +1,24 @@
+"""Loading a user's `module:function` (a scorer, an agent tool) with one error wording."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def load_callable(spec: str, what: str, error: type[Exception] = ValueError
+                  ) -> Callable[..., Any]:
+    """Import `module:function`; raise `error` with a one-line message naming `what` (for
+    example "scorer" or "tool") and what went wrong, so the CLI can print it as is."""
+    module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
+        raise error(f"{what} {spec!r}: expected 'module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise error(f"{what} {spec!r}: cannot import module {module_name!r} ({exc})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise error(f"{what} {spec!r}: {module_name} has no function {attr!r}")
+    return fn
