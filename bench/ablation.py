@@ -1,7 +1,7 @@
 """The full method against each mechanism removed, on built-in suites, with the local models
 or any model given. Prints test accuracy, accepted steps and calls per variant.
 
-    python bench/ablation.py --suites house-date --epochs 2 --steps-per-epoch 2
+    python bench/ablation.py --suites house-date --epochs 2 --limit 40   # 2 steps per epoch
     python bench/ablation.py --target openai:gpt-4o-mini --optimizer openai:gpt-4o
 """
 
@@ -15,6 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import print_table, run_suite  # noqa: E402
+
+from skilltrain.config import small_optimizer_settings  # noqa: E402
 
 VARIANTS = {
     "full": {},
@@ -43,10 +45,11 @@ def main() -> None:
     rows = []
     for suite in args.suites.split(","):
         for name in args.variants.split(","):
-            overrides = {"train.epochs": args.epochs, "train.batch_size": args.batch_size,
-                         "train.minibatch_size": 10, "train.lr": 2, "train.lr_min": 1,
-                         "train.slow_update_samples": 10, "train.analyse_successes": False,
-                         "data.limit": args.limit, **VARIANTS[name]}
+            overrides = {**small_optimizer_settings(), "train.epochs": args.epochs,
+                         "train.batch_size": args.batch_size,
+                         "train.minibatch_size": args.batch_size,
+                         "train.slow_update_samples": 10, "data.limit": args.limit,
+                         **VARIANTS[name]}
             row = run_suite(suite, root / f"{suite}-{name}", target=args.target,
                             optimizer=args.optimizer, overrides=overrides)
             rows.append({"variant": name, **row})

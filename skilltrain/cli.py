@@ -225,13 +225,11 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """A short real optimization with the embedded local models: no API key, no internet."""
+    from skilltrain.config import small_optimizer_settings
+
     overrides = {
-        "suite": suite, "target.model": target, "optimizer.model": optimizer,
-        "optimizer.max_tokens": 1024, "train.epochs": 1, "train.batch_size": 20,
-        "train.minibatch_size": 20, "train.lr": 2, "train.lr_min": 1,
-        "train.lr_schedule": "constant", "train.analyse_successes": False,
-        "train.edit_ops": ["append"],  # small optimizers mis-copy anchors; appends always land
-        "train.max_steps": steps, "out": out,
+        **small_optimizer_settings(), "suite": suite, "target.model": target,
+        "optimizer.model": optimizer, "train.epochs": 1, "train.max_steps": steps, "out": out,
     }
     try:
         _run_training(_build_config(None, overrides), quiet)

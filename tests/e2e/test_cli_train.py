@@ -126,3 +126,24 @@ def test_config_file_with_flag_override(tmp_path, scripted_server):
     saved = (out / "config.yaml").read_text()
     assert "epochs: 1" in saved and "max_steps: 1" in saved
     assert json.loads((out / "summary.json").read_text())["steps"]["total"] == 1
+
+
+def test_demo_command_wiring_over_http(tmp_path, scripted_server):
+    """The demo's settings (2 steps here, append-only analysts, one analyst call per step) reach
+    a real server; the local models are exercised by tests/e2e/test_local_train.py."""
+    server = scripted_server("good")
+    out = tmp_path / "demo"
+    proc = cli(["demo", "--target", "openai:scripted-target", "--optimizer",
+                "openai:scripted-opt", "--steps", "2", "--out", str(out), "--quiet"],
+               server.base_url, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "before / after" in proc.stdout and "best_skill.md" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"]["total"] == 2
+    analysts = [r for r in server.requests()
+                if (r.get("response_format") or {}).get("json_schema", {}).get("name")
+                == "AnalystReply"]
+    assert len(analysts) == 2  # one failure analyst per step, no success analysts
+    for r in analysts:
+        schema = json.dumps(r["response_format"]["json_schema"]["schema"])
+        assert '"append"' in schema and '"replace"' not in schema and '"target"' not in schema
