@@ -23,7 +23,8 @@ from skilltrain.optim.rewrite import full_rewrite
 from skilltrain.optim.schedule import edit_budget
 from skilltrain.optim.select import select_edits
 from skilltrain.optim.update import Update, update_skill
-from skilltrain.run import RunContext, StepRecord, open_run
+from skilltrain.run import RunContext, StepRecord
+from skilltrain.run_setup import open_run
 from skilltrain.skill import Edit, Skill
 
 

@@ -292,7 +292,7 @@ def test_bad_options_are_refused() -> None:
 def test_config_builds_the_configured_harness() -> None:
     from skilltrain.config import ConfigError, parse_config
     from skilltrain.harness import ChatHarness, CommandHarness, make_harness
-    from skilltrain.run import build_harness
+    from skilltrain.run_setup import build_harness
 
     cfg = parse_config({"harness": "agent", "agent": {"max_turns": 2, "timeout": 5,
                                                       "tools": ["tests_tools:unused"]}})
@@ -316,7 +316,7 @@ def test_config_builds_the_configured_harness() -> None:
 def test_a_suite_that_needs_the_agent_harness_says_so(tmp_path: Path) -> None:
     from skilltrain import Trainer
     from skilltrain.config import ConfigError
-    from skilltrain.run import resolve_inputs
+    from skilltrain.run_setup import resolve_inputs
 
     pytest.importorskip("openpyxl")
     trainer = Trainer({"suite": "spreadsheet", "out": str(tmp_path / "run")})
