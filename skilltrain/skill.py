@@ -40,6 +40,7 @@ class EditStatus(str, Enum):
     ANCHOR_MISSING = "anchor_missing"
     AMBIGUOUS_ANCHOR = "ambiguous_anchor"
     PROTECTED_REGION = "protected_region"
+    DUPLICATE = "duplicate"  # an append whose every paragraph the skill already has
 
 
 EditOp = Literal["append", "insert_after", "replace", "delete"]
@@ -214,13 +215,25 @@ class Skill:
             return self, EditStatus.PROTECTED_REGION  # the text around a marker formed a new one
         return new, status
 
+    def _new_paragraphs(self, content: str) -> str:
+        """The paragraphs of an append that the skill does not already hold (whitespace aside).
+
+        Measured with the 1.5B optimizer: appends often restate the skill's own heading and
+        opening lines before the new rule; repeating them only makes every prompt longer.
+        """
+        have = " ".join(self.text.split())
+        paragraphs = re.split(r"\n[ \t]*\n", content.strip("\n"))
+        keep = [p for p in paragraphs if p.strip() and " ".join(p.split()) not in have]
+        return "\n\n".join(keep)
+
     def _apply_raw(self, edit: Edit) -> tuple[Skill, EditStatus]:
         text = self.text
         if edit.op == "append":
             at = self._append_point()
-            block = edit.content.strip("\n")
+            block = self._new_paragraphs(edit.content)
             if not block:
-                return self, EditStatus.APPLIED
+                return self, (EditStatus.DUPLICATE if edit.content.strip()
+                              else EditStatus.APPLIED)
             before = text[:at].rstrip("\n")
             after = text[at:].lstrip("\n")
             joined = (before + "\n\n" if before else "") + block + "\n"

@@ -179,6 +179,21 @@ def test_append_empty_content_is_applied_and_changes_nothing():
     assert apply_one("Body.\n", op="append", content="\n\n") == ("Body.\n", EditStatus.APPLIED)
 
 
+def test_append_drops_paragraphs_the_skill_already_has():
+    text = f"{FRONT}# Dates\n\nRewrite the date in the house format.\n"
+    content = ("# Dates\n\nRewrite the date   in the house\nformat.\n\n"
+               "Write dates as DD.MM.YYYY.\n\n# Dates")
+    new, status = apply_one(text, op="append", content=content)
+    assert status is EditStatus.APPLIED
+    assert new == text + "\nWrite dates as DD.MM.YYYY.\n"
+
+
+def test_append_of_text_already_there_is_a_duplicate_and_changes_nothing():
+    text = f"{FRONT}# Rules\n\nBe brief.\n\n- Show units.\n"
+    assert apply_one(text, op="append", content="Be brief.\n\n- Show   units.") == (
+        text, EditStatus.DUPLICATE)
+
+
 def test_insert_after_places_content_after_the_anchor_line():
     text = "a\nthe middle line\nc\n"
     assert apply_one(text, op="insert_after", target="middle", content="NEW") == (
