@@ -58,8 +58,7 @@ class AnalystReplyWithReminders(AnalystReply):
 
 ALL_OPS = ("append", "insert_after", "replace", "delete")
 OP_HELP = {
-    "append": "`append`: add `content` at the end of the skill (only the new text: do not "
-              "repeat what the skill already says).",
+    "append": "`append`: add `content` at the end of the skill.",
     "insert_after": "`insert_after`: add `content` on a new line after the line containing "
                     "`target`.",
     "replace": "`replace`: replace the exact text `target` with `content`.",
