@@ -50,7 +50,11 @@ class Progress:
             return (f"  rollout   {e['n']} tasks, train score {_fmt(e['score'])}"
                     + (f", [yellow]{e['failures']} infra failures[/]" if e["failures"] else ""))
         if kind == "reflect":
-            return f"  reflect   {e['patches']} patches, {e['edits']} edits proposed"
+            failed = e.get("failed_calls") or 0
+            return (f"  reflect   {e['patches']} patches, {e['edits']} edits proposed"
+                    + (f", [yellow]{failed} analyst call{'s' * (failed != 1)} failed "
+                       f"({e.get('error')})[/]"
+                       if failed else ""))
         if kind == "select":
             return f"  select    {e['chosen']} of {e['proposed']} edits (budget {e['budget']})"
         if kind == "update":

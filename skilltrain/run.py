@@ -62,10 +62,12 @@ class StepRecord:
         self._write("analysts.json", {"failures": result.n_failures,
                                       "successes": result.n_successes,
                                       "failed_calls": result.failed_calls,
+                                      "errors": result.errors,
                                       "patches": [p.to_json() for p in result.patches]})
         self.row["proposed"] = sum(len(p.edits) for p in result.patches)
         self.run.emit("reflect", step=self.row["step"], patches=len(result.patches),
-                      edits=self.row["proposed"], failed_calls=result.failed_calls)
+                      edits=self.row["proposed"], failed_calls=result.failed_calls,
+                      error=result.errors[0] if result.errors else None)
 
     def patch(self, patch: Any, aggregator: Any) -> None:
         self._write("patch.json", {**patch.to_json(), "merge_calls": aggregator.calls,

@@ -9,6 +9,7 @@ from scripted import GOOD_RULE, HARMFUL_RULE, Script, make_tasks
 
 from skilltrain import Skill, Trainer
 from skilltrain.models.fake import FakeModel
+from skilltrain.store import read_events
 
 START = "---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n"
 
@@ -116,3 +117,32 @@ def test_analysts_are_told_the_scheduled_budget(tmp_path, schedule):
     budgets = [int(p.split("Propose at most ")[1].split()[0]) for p in analyst_prompts(script)]
     assert budgets[0] == 4
     assert budgets[-1] == (4 if schedule == "constant" else 2)
+
+
+def test_a_failed_analyst_call_is_recorded_with_its_reason(tmp_path):
+    from skilltrain.models.base import ModelError
+
+    script = Script(analyst_plan=["good"])
+
+    def too_long(request):
+        fmt = (request.get("response_format") or {}).get("json_schema") or {}
+        if fmt.get("name") == "AnalystReply":
+            return ModelError("http_error", "HTTP 400: the request exceeds the context size")
+        return script.respond(request)
+
+    model = FakeModel(too_long)
+    config = {"out": str(tmp_path / "run"), "scorer": "exact",
+              "optimizer": {"model": "fake", "retries": 0},
+              "train": {"epochs": 1, "batch_size": 24, "lr": 1, "lr_min": 1}}
+    trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
+    assert trainer.summary_["steps"]["skipped"] == 1
+    assert trainer.summary_["infra_failures"]["by_kind"]["http_error"] >= 1
+    analysts = json.loads((tmp_path / "run/steps/e01-s001/analysts.json").read_text())
+    assert analysts["failed_calls"] >= 1
+    assert any("http_error" in e and "context size" in e for e in analysts["errors"])
+    # and the progress line says so, with the reason
+    from skilltrain.console import Progress
+
+    event = next(e for e in read_events(tmp_path / "run/events.jsonl") if e["event"] == "reflect")
+    line = Progress(quiet=True)._line("reflect", event)
+    assert "2 analyst calls failed" in line and "context size" in line  # failure + success

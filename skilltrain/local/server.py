@@ -58,6 +58,12 @@ class LocalServerError(RuntimeError):
     """The local model server could not start or died; the message carries its last output."""
 
 
+# Context per server. An analyst prompt holds the skill and up to 20 rollouts: with 4,096 the
+# 1.5B optimizer's requests on gym-leg-counting (long answers) failed with HTTP 400 every step.
+# Qwen2.5-Coder takes 32K; the KV cache at 16K is ~0.45 GB for the 1.5B model, ~0.2 GB for 0.5B.
+DEFAULT_CTX = 16384
+
+
 def default_threads() -> int:
     """CPU threads for generation: the cores this process may run on (respects taskset and
     container CPU sets, unlike os.cpu_count())."""
@@ -75,7 +81,7 @@ class ServerConfig:
     aliases: tuple[str, ...]
     host: str = "127.0.0.1"
     port: int = 0
-    ctx_size: int = 4096
+    ctx_size: int = DEFAULT_CTX
     threads: int = field(default_factory=default_threads)
     parallel: int = 1
     cache_prompt: bool = True
@@ -133,7 +139,7 @@ class LocalServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        ctx_size: int = 4096,
+        ctx_size: int = DEFAULT_CTX,
         threads: int | None = None,
         parallel: int = 1,
         cache_prompt: bool = True,
@@ -540,7 +546,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="registry name (0.5b, 1.5b) or GGUF path")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--ctx-size", type=int, default=4096)
+    parser.add_argument("--ctx-size", type=int, default=DEFAULT_CTX)
     parser.add_argument("--threads", type=int, default=0, help="0 = all usable cores")
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--alias", action="append", default=[])

@@ -28,6 +28,7 @@ class ReflectResult:
     patches: list[Patch] = field(default_factory=list)
     reminders: list[str] = field(default_factory=list)
     failed_calls: int = 0
+    errors: list[str] = field(default_factory=list)  # why each failed call failed
     n_failures: int = 0
     n_successes: int = 0
 
@@ -105,6 +106,7 @@ async def reflect(
             if exc.kind == "fatal":
                 raise
             result.failed_calls += 1
+            result.errors.append(f"{side} analyst: {exc.kind}: {exc.message}"[:500])
             return None
         edits = [e.to_edit(side) for e in reply.edits[:budget]]
         result.reminders += list(getattr(reply, "reminders", []))
