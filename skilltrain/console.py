@@ -100,7 +100,8 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
                   f"wall {summary['wall_s']:.0f}s")
     if summary.get("stopped"):
         console.print(f"stopped early: {summary['stopped']}")
-    console.print(f"best skill: {summary['best_skill']}")
+    # never wrapped: the path is what a user copies
+    console.print(f"best skill: {summary['best_skill']}", soft_wrap=True, highlight=False)
 
 
 class LiveProgress:
