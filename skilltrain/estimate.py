@@ -33,7 +33,7 @@ def estimate(cfg: TrainConfig, splits: Splits, skill: Skill, meter: Meter) -> di
     target_calls = rollouts * turns
     reply_tokens = min(cfg.target.max_tokens, 100)
     # an agent's later turns re-send the earlier ones: on average half the history per call
-    history = (max(turns, 1) - 1) / 2 * (reply_tokens + cfg.agent.observation_chars / 4) \
+    history = (turns - 1) / 2 * (reply_tokens + cfg.agent.observation_chars / 4) \
         if cfg.harness == "agent" else 0
     optimizer_calls = steps * (analysts + merges + 1) + boundaries * 2
     avg_input = sum(len(x.input) for x in splits.all()) / max(1, len(splits.all())) / 4

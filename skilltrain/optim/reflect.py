@@ -27,10 +27,13 @@ from skilltrain.skill import Skill
 class ReflectResult:
     patches: list[Patch] = field(default_factory=list)
     reminders: list[str] = field(default_factory=list)
-    failed_calls: int = 0
     errors: list[str] = field(default_factory=list)  # why each failed call failed
     n_failures: int = 0
     n_successes: int = 0
+
+    @property
+    def failed_calls(self) -> int:
+        return len(self.errors)
 
 
 def _clip(text: str, n: int) -> str:
@@ -105,7 +108,6 @@ async def reflect(
         except ModelError as exc:
             if exc.kind == "fatal":
                 raise
-            result.failed_calls += 1
             result.errors.append(f"{side} analyst: {exc.kind}: {exc.message}"[:500])
             return None
         edits = [e.to_edit(side) for e in reply.edits[:budget]]
