@@ -131,12 +131,18 @@ _REGIONS = ("North", "South", "East", "West")
 _CUSTOMERS = ("Acme", "Borealis", "Cobalt", "Dunmore", "Elmwood", "Fjord", "Granite")
 
 
-def commission(rng: random.Random) -> Drawn:
-    """Add a column by a house rule: 4% of revenue, plus 150 from 5000 of revenue on."""
+def _workbook(title: str, header: list[str]) -> tuple[Any, Any]:
+    """A new workbook whose first sheet is named `title` and has `header` in row 1."""
     wb = _openpyxl().Workbook()
     ws = wb.active
-    ws.title = "Sales"
-    ws.append(["Rep", "Region", "Units", "Unit price"])
+    ws.title = title
+    ws.append(header)
+    return wb, ws
+
+
+def commission(rng: random.Random) -> Drawn:
+    """Add a column by a house rule: 4% of revenue, plus 150 from 5000 of revenue on."""
+    wb, ws = _workbook("Sales", ["Rep", "Region", "Units", "Unit price"])
     n = rng.randint(4, 7)
     answer = {}
     for i, rep in enumerate(rng.sample(_REPS, n), start=2):
@@ -154,10 +160,7 @@ def commission(rng: random.Random) -> Drawn:
 
 def net_sales(rng: random.Random) -> Drawn:
     """Fill a summary table: paid orders count, refunded ones subtract, pending ones do not."""
-    wb = _openpyxl().Workbook()
-    orders = wb.active
-    orders.title = "Orders"
-    orders.append(["Order", "Region", "Amount", "Status"])
+    wb, orders = _workbook("Orders", ["Order", "Region", "Amount", "Status"])
     regions = sorted(rng.sample(_REGIONS, 3))
     totals = dict.fromkeys(regions, 0.0)
     for i in range(rng.randint(6, 10)):
@@ -181,10 +184,7 @@ def net_sales(rng: random.Random) -> Drawn:
 
 def late_fee(rng: random.Random) -> Drawn:
     """Add a column by a house rule with a threshold and a floor."""
-    wb = _openpyxl().Workbook()
-    ws = wb.active
-    ws.title = "Invoices"
-    ws.append(["Invoice", "Customer", "Amount", "Days late"])
+    wb, ws = _workbook("Invoices", ["Invoice", "Customer", "Amount", "Days late"])
     n = rng.randint(4, 7)
     answer = {}
     for i in range(2, n + 2):
