@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from skilltrain.config import ModelConfig, TrainConfig
+from skilltrain.config import ROLE_MAX_TOKENS, ModelConfig, TrainConfig
 from skilltrain.data import Task, tasks_from_objects
 from skilltrain.evaluation import Evaluator
 from skilltrain.harness.chat import ChatHarness
@@ -56,7 +56,9 @@ async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
 
             mcfg = target if isinstance(target, ModelConfig) else ModelConfig(model=target)
             model: ChatModel = await open_model(mcfg, stack, "target")
-            settings = CallSettings(temperature=mcfg.temperature, max_tokens=mcfg.max_tokens)
+            # a ModelConfig outside a TrainConfig has no role default applied yet
+            settings = CallSettings(temperature=mcfg.temperature,
+                                    max_tokens=mcfg.max_tokens or ROLE_MAX_TOKENS["target"])
         else:
             model, settings = target, CallSettings()
         client = RoleClient(model, "target", meter, settings=settings)

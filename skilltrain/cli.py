@@ -87,6 +87,11 @@ def train(
     max_turns: int | None = typer.Option(None, help="agent harness: model calls per task"),
     cmd: str | None = typer.Option(None, help="command harness: the agent command to run"),
     max_steps: int | None = typer.Option(None),
+    proposals: int | None = typer.Option(None, help="failure-analyst proposals per step"),
+    screen: bool | None = typer.Option(None, "--screen/--no-screen", help="screen candidates "
+                                       "on the train batch before the gate"),
+    demonstrations: bool | None = typer.Option(
+        None, "--demonstrations/--no-demonstrations", help="propose a worked-examples block"),
     max_calls: int | None = typer.Option(None),
     max_tokens: int | None = typer.Option(None),
     max_cost: float | None = typer.Option(None, help="USD"),
@@ -106,7 +111,8 @@ def train(
         "train.max_steps": max_steps, "budget.max_calls": max_calls,
         "budget.max_tokens": max_tokens, "budget.max_cost": max_cost, "seed": seed, "out": out,
         "cache": cache, "harness": harness, "agent.protocol": agent_protocol,
-        "agent.max_turns": max_turns, "command.cmd": cmd,
+        "agent.max_turns": max_turns, "command.cmd": cmd, "train.proposals": proposals,
+        "train.screen": screen, "train.demonstrations": demonstrations,
     }
     try:
         cfg = _build_config(config, overrides)
@@ -225,11 +231,9 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """A short real optimization with the embedded local models: no API key, no internet."""
-    from skilltrain.config import small_optimizer_settings
-
     overrides = {
-        **small_optimizer_settings(), "suite": suite, "target.model": target,
-        "optimizer.model": optimizer, "train.epochs": 1, "train.max_steps": steps, "out": out,
+        "suite": suite, "target.model": target, "optimizer.model": optimizer,
+        "train.epochs": 1, "train.batch_size": 20, "train.max_steps": steps, "out": out,
     }
     try:
         _run_training(_build_config(None, overrides), quiet)

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -53,7 +62,8 @@ class ModelConfig(_Strict):
     api_key_env: str | None = None
     api_key: SecretStr | None = None
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=512, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, description="reply limit; unset: the "
+                                   "role's default (target 512, optimizer 2048)")
     concurrency: int = Field(default=8, ge=1)
     timeout: float = Field(default=120.0, gt=0)
     retries: int = Field(default=4, ge=0)
@@ -84,6 +94,18 @@ class TrainingConfig(_Strict):
     appendix: bool = False
     appendix_threshold: int = Field(default=8, ge=1, description="compact past this many")
     appendix_keep: int = Field(default=5, ge=1)
+    proposals: int = Field(default=3, ge=1, description="failure-analyst proposals per step, "
+                           "each on its own cut of the failures; each is also a candidate")
+    proposal_temperature: float = Field(default=0.8, ge=0.0, le=2.0,
+                                        description="sampling temperature of proposals 2..N")
+    screen: bool = Field(default=True, description="screen candidates on the step's train "
+                         "batch; only the best one is gated")
+    demonstrations: bool = Field(default=True, description="propose a worked-examples block "
+                                 "of train items with their references as a candidate")
+    max_examples: int = Field(default=8, ge=1)
+    examples_chars: int = Field(default=2400, ge=200, description="size bound of the block")
+    adapt: bool = Field(default=True, description="narrow edit operations when the optimizer's "
+                        "anchored edits keep missing or its replies keep failing")
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +139,9 @@ class BudgetConfig(_Strict):
 
 
 DEFAULT_MODELS = {"target": "local:0.5b", "optimizer": "local:1.5b"}
+# Reply limits that fit what each role writes: a target's answer is short, while the
+# optimizer's JSON (analyses with edits, merges, rewrites) was measured cut at 512.
+ROLE_MAX_TOKENS = {"target": 512, "optimizer": 2048}
 
 
 class AgentConfig(_Strict):
@@ -155,10 +180,10 @@ class TrainConfig(_Strict):
     harness: Literal["chat", "agent", "command"] = "chat"
     agent: AgentConfig = Field(default_factory=AgentConfig)
     command: CommandConfig = Field(default_factory=CommandConfig)
-    target: ModelConfig = Field(default_factory=lambda: ModelConfig(model="local:0.5b"))
-    optimizer: ModelConfig = Field(
-        default_factory=lambda: ModelConfig(model="local:1.5b", max_tokens=2048)
-    )
+    target: ModelConfig = Field(default_factory=lambda: ModelConfig(
+        model=DEFAULT_MODELS["target"], max_tokens=ROLE_MAX_TOKENS["target"]))
+    optimizer: ModelConfig = Field(default_factory=lambda: ModelConfig(
+        model=DEFAULT_MODELS["optimizer"], max_tokens=ROLE_MAX_TOKENS["optimizer"]))
     train: TrainingConfig = Field(default_factory=TrainingConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
@@ -177,6 +202,16 @@ class TrainConfig(_Strict):
                 if isinstance(section, dict) and "model" not in section:
                     data = {**data, role: {**section, "model": model}}
         return data
+
+    @field_validator("target", "optimizer")
+    @classmethod
+    def _role_max_tokens(cls, value: ModelConfig, info: ValidationInfo) -> ModelConfig:
+        """An unset max_tokens gets the role's default, so a YAML `optimizer:` section without
+        it does not inherit the target's short limit; a copy, so a ModelConfig the caller
+        passes (perhaps to both roles) is left as it was."""
+        if value.max_tokens is None and info.field_name is not None:
+            return value.model_copy(update={"max_tokens": ROLE_MAX_TOKENS[info.field_name]})
+        return value
 
     def redacted(self) -> dict[str, Any]:
         """The config as saved in the run folder: inline keys are replaced by a marker."""

@@ -8,16 +8,17 @@ the end-of-run evaluation and summary. How a run is opened lives in run_setup.py
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from skilltrain.data import Splits, Task
+from skilltrain.data import Splits
 from skilltrain.evaluation import Evaluator
 from skilltrain.models.client import RoleClient
 from skilltrain.models.meter import Meter
 from skilltrain.optim.memory import RejectedBuffer, RejectedEntry
-from skilltrain.records import Rollout
 from skilltrain.skill import Skill
+from skilltrain.step_record import StepRecord
 from skilltrain.store import RunStore
 
 if TYPE_CHECKING:
@@ -32,98 +33,6 @@ class Version:
 
     def to_json(self) -> dict:
         return {"number": self.number, "hash": self.skill.hash, "step": self.step}
-
-
-class StepRecord:
-    """Collects one step's evidence and writes it under steps/eXX-sYYY/ as it arrives."""
-
-    def __init__(self, run: RunContext, epoch: int, index: int, budget: int):
-        self.run = run
-        self.id = f"e{epoch + 1:02d}-s{index + 1:03d}"
-        self.row: dict[str, Any] = {"step": run.global_step + 1, "id": self.id,
-                                    "epoch": epoch + 1, "batch": index + 1, "lr": budget}
-        self._started = time.monotonic()
-        self._selection: dict[str, Any] = {}
-
-    def _write(self, name: str, data: Any) -> None:
-        self.run.store.write_json(f"steps/{self.id}/{name}", data)
-
-    def rollouts(self, tasks: list[Task], rollouts: list[Rollout]) -> None:
-        self.run.store.write_jsonl(f"steps/{self.id}/rollouts.jsonl",
-                                   [r.model_dump() for r in rollouts])
-        ok = [r for r in rollouts if r.ok]
-        self.row["train_score"] = (round(sum(r.score.hard for r in ok) / len(ok), 4)
-                                   if ok else None)
-        self.row["train_infra_failures"] = len(rollouts) - len(ok)
-        self.run.emit("rollout", step=self.row["step"], score=self.row["train_score"],
-                      n=len(rollouts), failures=len(rollouts) - len(ok))
-
-    def reflection(self, result: Any) -> None:
-        self._write("analysts.json", {"failures": result.n_failures,
-                                      "successes": result.n_successes,
-                                      "failed_calls": result.failed_calls,
-                                      "errors": result.errors,
-                                      "patches": [p.to_json() for p in result.patches]})
-        self.row["proposed"] = sum(len(p.edits) for p in result.patches)
-        self.run.emit("reflect", step=self.row["step"], patches=len(result.patches),
-                      edits=self.row["proposed"], failed_calls=result.failed_calls,
-                      error=result.errors[0] if result.errors else None)
-
-    def patch(self, patch: Any, aggregator: Any) -> None:
-        self._write("patch.json", {**patch.to_json(), "merge_calls": aggregator.calls,
-                                   "failed_merge_calls": aggregator.failed_calls})
-        self.run.emit("aggregate", step=self.row["step"], edits=len(patch.edits))
-
-    def selection(self, sel: Any) -> None:
-        self.row["selected"] = len(sel.edits)
-        self._selection = {"budget": sel.budget, "proposed": sel.proposed, "ranked": sel.ranked,
-                           "reasoning": sel.reasoning, "fallback": sel.fallback,
-                           "autonomous": sel.autonomous}
-        if sel.autonomous:
-            self.row["lr_chosen"] = sel.autonomous["count"]
-        self.run.emit("select", step=self.row["step"], budget=sel.budget, chosen=len(sel.edits),
-                      proposed=sel.proposed)
-
-    def update(self, update: Any) -> None:
-        self._selection["edits"] = [{**r.edit.model_dump(), "status": r.status.value}
-                                    for r in update.results]
-        self._selection["reminders"] = update.reminders
-        self._selection["note"] = update.note
-        self._write("selection.json", self._selection)
-        self.row["applied"] = update.applied
-        self.row["candidate_hash"] = update.candidate.hash
-        self.candidate = update.candidate
-        self.run.emit("update", step=self.row["step"], applied=update.applied,
-                      statuses=[r.status.value for r in update.results])
-
-    def decision(self, d: Any) -> None:
-        data = {"accepted": d.accepted, "rule": d.rule, "candidate_score": d.candidate_score,
-                "incumbent_score": d.incumbent_score, "items_used": d.items_used,
-                "new_evaluations": d.new_evaluations, "excluded": d.excluded,
-                "stopped_early": d.stopped_early, "reason": d.reason, "evidence": d.evidence,
-                "candidate_hash": self.candidate.hash,
-                "incumbent_hash": self.run.incumbent.skill.hash}
-        self._write("gate.json", data)
-        self.row.update(outcome="accepted" if d.accepted else "rejected",
-                        val_candidate=d.candidate_score, val_incumbent=d.incumbent_score,
-                        gate_items=d.items_used, gate_reason=d.reason)
-        self.run.emit("gate", step=self.row["step"], **{k: data[k] for k in (
-            "accepted", "candidate_score", "incumbent_score", "items_used", "reason")})
-
-    def update_slow(self, candidate: Skill, analysis: str) -> None:
-        self.candidate = candidate
-        self._write("slow_update.json", {"analysis": analysis,
-                                         "guidance": candidate.region("slow-update")})
-
-    def skip(self, reason: str) -> StepRecord:
-        self.row.update(outcome="skipped", reason=reason)
-        self.run.emit("skip", step=self.row["step"], reason=reason)
-        return self.done()
-
-    def done(self) -> StepRecord:
-        self.row["wall_s"] = round(time.monotonic() - self._started, 2)
-        self.row["skill_tokens"] = self.run.incumbent.skill.tokens
-        return self
 
 
 @dataclass
@@ -152,6 +61,9 @@ class RunContext:
     summary: dict = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     wall_before: float = 0.0
+    edit_ops: list[str] = field(default_factory=list)
+    adapt_enabled: bool = True
+    adaptations: list[dict] = field(default_factory=list)
 
     # -- events --------------------------------------------------------------
     def emit(self, kind: str, **data: Any) -> None:
@@ -187,6 +99,36 @@ class RunContext:
         self.rejected.add(RejectedEntry(
             step=self.global_step + 1, edits=edits, patterns=patterns[:600],
             delta=round(decision.candidate_score - decision.incumbent_score, 4)))
+
+    def reject_screened(self, edits: list, patterns: str, delta: float) -> None:
+        """A candidate that did not beat the incumbent on the train batch: negative feedback
+        like a gate rejection, marked so later analysts know where it failed."""
+        self.rejected.add(RejectedEntry(
+            step=self.global_step + 1, edits=edits, delta=round(delta, 4),
+            patterns=("(screened out on the train batch) " + patterns)[:600]))
+
+    def adapt(self, step: Any, reflection: Any, update: Any) -> None:
+        """Narrow the edit operations to `append` when this optimizer cannot place anchored
+        edits (most miss even after the anchor ladder) or its replies keep failing; the change
+        and its reason go to the step row, the summary and the checkpoint."""
+        if not self.adapt_enabled or self.edit_ops == ["append"]:
+            return
+        anchored = [r for r in update.results if r.edit.op != "append"]
+        missed = sum(not r.status.landed for r in anchored)
+        calls = len(reflection.patches) + reflection.failed_calls
+        why = None
+        if len(anchored) >= 2 and missed * 2 > len(anchored):
+            why = f"{missed} of {len(anchored)} anchored edits did not land"
+        elif calls and reflection.failed_calls * 2 > calls:
+            why = f"{reflection.failed_calls} of {calls} analyst replies failed"
+        if why is None:
+            return
+        change = {"step": step.row["step"], "change": "edit_ops: append only",
+                  "was": list(self.edit_ops), "why": why}
+        self.edit_ops = ["append"]
+        self.adaptations.append(change)
+        step.row["adapted"] = change["change"]
+        self.emit("adapt", **change)
 
     # -- epoch boundary --------------------------------------------------------
     def begin_boundary(self, epoch: int, comparison: Any) -> StepRecord:
@@ -243,6 +185,7 @@ class RunContext:
             "versions": self.versions, "history": self.history,
             "rejected": self.rejected.to_json(), "meta_notes": self.meta_notes,
             "meter": self.meter.state(), "stopped": self.stopped, "done": done,
+            "edit_ops": self.edit_ops, "adaptations": self.adaptations,
             "wall_s": self.wall_before + (time.time() - self.started),
         })
 
@@ -260,6 +203,8 @@ class RunContext:
         self.optimizer.notes = self.meta_notes
         self.meter.restore(state["meter"])
         self.wall_before = state.get("wall_s", 0.0)
+        self.edit_ops = state.get("edit_ops") or self.edit_ops
+        self.adaptations = state.get("adaptations", [])
 
     # -- end of run ----------------------------------------------------------
     async def finish(self) -> None:
@@ -304,7 +249,14 @@ def build_summary(run: RunContext, val: dict, test: dict) -> dict:
             "test": _delta(test, "best", "initial") if test else None,
         },
         "steps": {"total": run.global_step, "accepted": run.count("accepted"),
-                  "rejected": run.count("rejected"), "skipped": run.count("skipped")},
+                  "rejected": run.count("rejected"), "screened": run.count("screened"),
+                  "skipped": run.count("skipped")},
+        "candidates": {"total": sum(r.get("candidates", 0) for r in run.history),
+                       "screened_out": sum(r.get("screened_out", 0) for r in run.history),
+                       "chosen": dict(Counter(r["chosen"] for r in run.history
+                                              if r.get("chosen")))},
+        "checks": dict(sum((Counter(r.get("checks", {})) for r in run.history), Counter())),
+        "adaptations": run.adaptations,
         "slow_updates": {k: run.count(k, "epoch_boundary")
                          for k in ("accepted", "rejected", "forced")},
         "usage": {role: {k: u[k] for k in ("prompt_tokens", "completion_tokens", "calls",

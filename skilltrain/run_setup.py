@@ -161,7 +161,8 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
                          val_ids=val_ids, initial=initial, incumbent=initial, best=initial,
                          rejected=RejectedBuffer(capacity=cfg.train.rejected_buffer),
                          epoch_start=initial,
-                         versions=[{**initial.to_json(), "accepted": True}])
+                         versions=[{**initial.to_json(), "accepted": True}],
+                         edit_ops=list(cfg.train.edit_ops), adapt_enabled=cfg.train.adapt)
         if state is not None:
             run.restore(state)
             run.emit("resume", step=run.global_step, epoch=run.epoch + 1)

@@ -17,14 +17,15 @@ from skilltrain.data import Task, epoch_batches
 from skilltrain.models.base import ChatModel, ModelError
 from skilltrain.models.meter import BudgetExceeded
 from skilltrain.optim import slow
-from skilltrain.optim.aggregate import Aggregator
-from skilltrain.optim.reflect import reflect
+from skilltrain.optim.examples import ExampleBudget, quoted_items
+from skilltrain.optim.reflect import ProposalSettings, reflect
 from skilltrain.optim.rewrite import full_rewrite
 from skilltrain.optim.schedule import edit_budget
-from skilltrain.optim.select import select_edits
-from skilltrain.optim.update import Update, update_skill
+from skilltrain.optim.search import Candidate, SearchSettings, combine, propose
+from skilltrain.optim.update import Update
 from skilltrain.run import RunContext, StepRecord
 from skilltrain.run_setup import open_run
+from skilltrain.screening import ScreenResult, screen_one
 from skilltrain.skill import Edit, Skill
 
 
@@ -104,44 +105,82 @@ class Trainer:
                 minibatch_size=cfg.minibatch_size, rejected=run.rejected,
                 max_tokens=cfg.max_skill_tokens)
             update = Update(base=skill, candidate=result.candidate or skill, note=result.note)
-            patterns = result.note
+            candidates = [Candidate("rewrite", update, result.note)] if update.changed else []
+            step.update(update)
         else:
             reflection = await reflect(                                            # 2. reflect
                 skill, list(zip(batch, rollouts)), run.optimizer,
                 minibatch_size=cfg.minibatch_size, budget=budget, rejected=run.rejected,
                 analyse_successes=cfg.analyse_successes, reminders=cfg.appendix,
-                ops=tuple(cfg.edit_ops))
+                ops=tuple(run.edit_ops), train=run.splits.train,
+                search=ProposalSettings(cfg.proposals, cfg.proposal_temperature,
+                                        f"{self.config.seed}:{run.global_step}"))
             step.reflection(reflection)
             run.meter.check()
-
-            aggregator = Aggregator(run.optimizer, group_size=cfg.merge_group,    # 3. aggregate
-                                    limit=max(8, 3 * budget))
-            patch = await aggregator.aggregate(skill, reflection.patches)
-            step.patch(patch, aggregator)
+            proposed = await propose(                                          # 3-5. candidates
+                skill, reflection, run.optimizer, self._search_settings(budget),
+                train=run.splits.train, batch=batch, seed=self.config.seed,
+                failed=[t for t, r in zip(batch, rollouts) if r.ok and r.score.hard < 1])
+            step.patch(proposed.merged, proposed.aggregator)
+            step.selection(proposed.selection)
+            step.update(proposed.merged_update)
+            run.adapt(step, reflection, proposed.merged_update)
+            candidates = proposed.candidates
             run.meter.check()
+        if not candidates:
+            return step.skip("no edit proposed or applied")
 
-            floor = cfg.lr_min if cfg.lr_schedule == "autonomous" else None       # 4. select
-            selection = await select_edits(skill, patch, budget, run.optimizer, floor=floor)
-            step.selection(selection)
-            run.meter.check()
-
-            update = await update_skill(                                           # 5. update
-                skill, selection.edits, run.optimizer, mode=cfg.update_mode,
-                max_tokens=cfg.max_skill_tokens, reminders=reflection.reminders,
-                appendix_threshold=cfg.appendix_threshold, appendix_keep=cfg.appendix_keep)
-            patterns = patch.patterns
-        step.update(update)
-        if not update.changed:
-            return step.skip(update.note or "no edit proposed or applied")
-
-        decision = await run.gate.decide(update.candidate, skill, run.val_ids,   # 6. gate
+        chosen = await self._screen(run, step, candidates, batch, rollouts)      # screening
+        if chosen is None:
+            return step.done()
+        decision = await run.gate.decide(chosen.skill, skill, run.val_ids,      # 6. gate
                                          run.evaluator)
-        step.decision(decision)
+        step.decision(decision, chosen)
         if decision.accepted:
-            run.accept(update.candidate, step)
+            run.accept(chosen.skill, step)
         else:
-            run.reject(decision, update.edits_for_memory(), patterns)
+            run.reject(decision, chosen.edits_for_memory(), chosen.patterns)
         return step.done()
+
+    def _search_settings(self, budget: int) -> SearchSettings:
+        cfg = self.config.train
+        return SearchSettings(
+            budget=budget, mode=cfg.update_mode, group_size=cfg.merge_group,
+            max_skill_tokens=cfg.max_skill_tokens,
+            floor=cfg.lr_min if cfg.lr_schedule == "autonomous" else None,
+            proposals=cfg.proposals,
+            demonstrations=cfg.demonstrations,
+            examples=ExampleBudget(cfg.max_examples, cfg.examples_chars),
+            appendix_threshold=cfg.appendix_threshold, appendix_keep=cfg.appendix_keep)
+
+    async def _screen(self, run: RunContext, step: StepRecord, candidates: list[Candidate],
+                      batch: list[Task], rollouts: list) -> Candidate | None:
+        """The best candidate on the step's own batch, or None when none beats the incumbent
+        there (then the step ends `screened`). Candidates that did not beat it go to the
+        rejected buffer with the reason."""
+        if not self.config.train.screen:
+            return candidates[0]
+        quoted = quoted_items(run.incumbent.skill, batch)
+        screens = [await screen_one(run.evaluator, i, c.skill, batch, rollouts,
+                                    quoted | quoted_items(c.skill, batch))
+                   for i, c in enumerate(candidates)]
+        result = ScreenResult(screens)
+        examples = next((c for c in candidates if c.name == "examples"), None)
+        best = result.best
+        if examples is not None and best is not None and candidates[best.index] is not examples:
+            passed_examples = screens[candidates.index(examples)].passed
+            both = combine(candidates[best.index], examples) if passed_examples else None
+            if both is not None:
+                candidates.append(both)
+                screens.append(await screen_one(
+                    run.evaluator, len(candidates) - 1, both.skill, batch, rollouts,
+                    quoted | quoted_items(both.skill, batch)))
+                best = result.best
+        step.screening(candidates, result)
+        for c, s in zip(candidates, screens):  # negative feedback, as a gate rejection is
+            if not s.passed:
+                run.reject_screened(c.edits_for_memory(), c.patterns, s.delta if s.items else 0)
+        return None if best is None else candidates[best.index]
 
     async def _epoch_boundary(self, run: RunContext, epoch: int) -> None:
         """Slow update (target-facing guidance, gated unless `force`) and meta skill."""

@@ -17,6 +17,8 @@ from skilltrain.optim.patch import Patch
 from skilltrain.optim.select import select_edits
 from skilltrain.skill import Edit
 
+PAPER = {"proposals": 1, "screen": False, "demonstrations": False}  # the paper's loop
+
 START = ("---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n\n"
          "<!-- skilltrain:begin slow-update -->\nold guidance\n"
          "<!-- skilltrain:end slow-update -->\n")
@@ -26,7 +28,8 @@ def two_epochs(tmp_path, **train):
     script = Script(analyst_plan=["good", "none"])
     model = FakeModel(script.respond)
     config = {"out": str(tmp_path / "run"), "scorer": "exact", "gate": {"rule": "strict"},
-              "train": {"epochs": 2, "batch_size": 12, "lr": 2, "lr_min": 1, **train}}
+              "train": {"epochs": 2, "batch_size": 12, "lr": 2, "lr_min": 1, **PAPER,
+                        **train}}
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     return trainer, script
 
@@ -133,7 +136,7 @@ def test_appendix_run_puts_lapses_in_protected_block(tmp_path):
 
     model = FakeModel(respond)
     config = {"out": str(tmp_path / "run"), "scorer": "exact", "gate": {"rule": "strict"},
-              "train": {"epochs": 1, "batch_size": 24, "lr": 2, "appendix": True}}
+              "train": {"epochs": 1, "batch_size": 24, "lr": 2, "appendix": True, **PAPER}}
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     assert reminders_of(trainer.best_skill_) == ["Double-check the answer format."]
 
@@ -155,7 +158,7 @@ def test_rewrite_mode_over_budget_is_discarded(tmp_path):
 
     model = FakeModel(respond)
     config = {"out": str(tmp_path / "run"), "scorer": "exact",
-              "train": {"epochs": 1, "batch_size": 24, "update_mode": "rewrite",
+              "train": {"epochs": 1, "batch_size": 24, "update_mode": "rewrite", **PAPER,
                         "max_skill_tokens": 200}}
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     assert trainer.summary_["steps"]["skipped"] == 1
@@ -172,7 +175,8 @@ def test_full_rewrite_mode_picks_and_gates_a_whole_skill(tmp_path):
 
     model = FakeModel(respond)
     config = {"out": str(tmp_path / "run"), "scorer": "exact", "gate": {"rule": "strict"},
-              "train": {"epochs": 1, "batch_size": 24, "update_mode": "full_rewrite"}}
+              "train": {"epochs": 1, "batch_size": 24, "update_mode": "full_rewrite",
+                        **PAPER}}
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     assert trainer.summary_["steps"]["accepted"] == 1
     assert GOOD_RULE in trainer.best_skill_.body
@@ -183,7 +187,7 @@ def test_edit_ops_narrow_the_analyst_schema_and_prompt(tmp_path):
     script = Script(analyst_plan=["good"])
     model = FakeModel(script.respond)
     config = {"out": str(tmp_path / "run"), "scorer": "exact",
-              "train": {"epochs": 1, "batch_size": 24, "edit_ops": ["append"]}}
+              "train": {"epochs": 1, "batch_size": 24, "edit_ops": ["append"], **PAPER}}
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     analyst = next(r for r in script.requests if schema_name(r) == "AnalystReply")
     schema = analyst["response_format"]["json_schema"]["schema"]

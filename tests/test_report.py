@@ -18,6 +18,8 @@ from skilltrain.cli import app
 from skilltrain.models.fake import FakeModel
 from skilltrain.report import write_report
 
+PAPER = {"proposals": 1, "screen": False, "demonstrations": False}  # the paper's loop
+
 START = "---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n"
 XSS = "<script>alert(1)</script>"
 XSS_CONTENT = '<img src=x onerror="alert(2)">'
@@ -50,7 +52,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report") / "run"
     model = FakeModel(hostile_script().respond)
     config = {"out": str(out), "scorer": "exact", "gate": {"rule": "strict"},
-              "train": {"epochs": 2, "batch_size": 6, "minibatch_size": 8, "lr": 2,
+              "train": {"epochs": 2, "batch_size": 6, "minibatch_size": 8, "lr": 2, **PAPER,
                         "lr_min": 1}}
     trainer = Trainer(config, target=model, optimizer=model)
     trainer.fit(make_tasks(24), Skill(START))

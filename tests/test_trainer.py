@@ -11,6 +11,8 @@ from skilltrain import Skill, Trainer
 from skilltrain.models.fake import FakeModel
 from skilltrain.store import read_events
 
+PAPER = {"proposals": 1, "screen": False, "demonstrations": False}  # the paper's loop
+
 START = "---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n"
 
 
@@ -18,7 +20,8 @@ def run(tmp_path, plan, **overrides):
     script = Script(analyst_plan=plan)
     model = FakeModel(script.respond)
     config = {"out": str(tmp_path / "run"), "scorer": "exact", "gate": {"rule": "strict"},
-              "train": {"epochs": 1, "batch_size": 6, "minibatch_size": 8, "lr": 2, "lr_min": 1}}
+              "train": {"epochs": 1, "batch_size": 6, "minibatch_size": 8, "lr": 2, "lr_min": 1,
+                        **PAPER}}
     trainer = Trainer(config, target=model, optimizer=model, **overrides)
     trainer.fit(make_tasks(24), Skill(START))
     return trainer, script
@@ -77,7 +80,8 @@ def test_no_skill_item_scored_twice(tmp_path):
 
 def test_nothing_proposed_means_skipped_steps(tmp_path):
     trainer, _ = run(tmp_path, ["none"])
-    assert trainer.summary_["steps"] == {"total": 2, "accepted": 0, "rejected": 0, "skipped": 2}
+    assert trainer.summary_["steps"] == {"total": 2, "accepted": 0, "rejected": 0, "screened": 0,
+                                         "skipped": 2}
     assert trainer.best_skill_.text == START
 
 
@@ -100,7 +104,7 @@ def test_infra_failures_are_not_wrong_answers(tmp_path):
     model = FakeModel(flaky)
     config = {"out": str(tmp_path / "run"), "scorer": "exact", "gate": {"rule": "strict"},
               "target": {"model": "fake", "retries": 1, "retry_backoff": 0.001},
-              "train": {"epochs": 1, "batch_size": 24, "lr": 1, "lr_min": 1}}
+              "train": {"epochs": 1, "batch_size": 24, "lr": 1, "lr_min": 1, **PAPER}}
     trainer = Trainer(config, target=model, optimizer=model).fit(tasks, Skill(START))
     s = trainer.summary_
     assert calls["n"] >= 2  # retried before giving up
@@ -133,7 +137,7 @@ def test_a_failed_analyst_call_is_recorded_with_its_reason(tmp_path):
     model = FakeModel(too_long)
     config = {"out": str(tmp_path / "run"), "scorer": "exact",
               "optimizer": {"model": "fake", "retries": 0},
-              "train": {"epochs": 1, "batch_size": 24, "lr": 1, "lr_min": 1}}
+              "train": {"epochs": 1, "batch_size": 24, "lr": 1, "lr_min": 1, **PAPER}}
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     assert trainer.summary_["steps"]["skipped"] == 1
     assert trainer.summary_["infra_failures"]["by_kind"]["http_error"] >= 1
@@ -145,4 +149,5 @@ def test_a_failed_analyst_call_is_recorded_with_its_reason(tmp_path):
 
     event = next(e for e in read_events(tmp_path / "run/events.jsonl") if e["event"] == "reflect")
     line = Progress(quiet=True)._line("reflect", event)
-    assert "2 analyst calls failed" in line and "context size" in line  # failure + success
+    n = analysts["failed_calls"]
+    assert f"{n} analyst calls failed" in line and "context size" in line  # every minibatch

@@ -17,8 +17,10 @@ class ModelError(Exception):
 
     `kind` is one of: timeout, rate_limit, server_error, connection, empty_reply, bad_response
     (a body that is not the protocol's JSON, e.g. cut off by a proxy), invalid_output,
-    http_error (a 4xx that retrying will not fix), fatal (authentication or unknown model: the
-    run cannot go on, so it is raised rather than counted).
+    http_error (a 4xx that retrying will not fix), truncated (a structured reply cut at the
+    token limit even after one retry with a larger limit: asking again the same way cannot
+    fix it, a higher `max_tokens` can), fatal (authentication or unknown model: the run
+    cannot go on, so it is raised rather than counted).
     """
 
     def __init__(self, kind: str, message: str):
@@ -33,21 +35,29 @@ class ModelError(Exception):
 
 @dataclass
 class Completion:
-    """A model reply. `message` is the assistant message as sent back (with any tool calls)."""
+    """A model reply. `message` is the assistant message as sent back (with any tool calls).
+
+    `finish_reason` is the protocol's reason the reply ended ("stop", "length", "tool_calls",
+    ...; None when unknown, e.g. an old cache entry): "length" means it was cut at the token
+    limit, which structured calls must tell apart from a reply that is merely wrong.
+    """
 
     text: str
     usage: Usage = field(default_factory=Usage)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     parsed: Any = None
     cached: bool = False
+    finish_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "usage": self.usage.model_dump(), "tool_calls": self.tool_calls}
+        return {"text": self.text, "usage": self.usage.model_dump(), "tool_calls": self.tool_calls,
+                "finish_reason": self.finish_reason}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Completion:
         return cls(text=data["text"], usage=Usage(**data["usage"]),
-                   tool_calls=data.get("tool_calls") or [])
+                   tool_calls=data.get("tool_calls") or [],
+                   finish_reason=data.get("finish_reason"))
 
 
 @runtime_checkable

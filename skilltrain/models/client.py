@@ -2,8 +2,8 @@
 
 Everything a call needs beyond the raw HTTP lives here, once: the response cache, retries with
 backoff and jitter, schema-constrained output validated with pydantic (one retry on an invalid
-reply, then an infrastructure failure, never a silent fallback), replay mode, and accounting by
-role and stage.
+reply, then an infrastructure failure, never a silent fallback; a reply cut at the token limit
+is instead retried once with a larger limit), replay mode, and accounting by role and stage.
 """
 
 from __future__ import annotations
@@ -29,8 +29,12 @@ class ReplayMiss(Exception):
 
 @dataclass
 class CallSettings:
+    """Per-role call options. `max_tokens_cap` bounds the one larger-limit retry a structured
+    call makes when its reply was cut at `max_tokens` (finish reason "length")."""
+
     temperature: float = 0.0
     max_tokens: int = 1024
+    max_tokens_cap: int = 8192
     seed: int | None = 0
     retries: int = 4
     backoff_s: float = 0.5
@@ -142,28 +146,47 @@ class RoleClient:
         stage: str,
         sample: int = 0,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> T:
-        """A schema-constrained call whose reply is validated; one corrective retry."""
-        request = self._request(messages, schema, max_tokens, None, None)
+        """A schema-constrained call whose reply is validated.
+
+        An invalid reply gets one corrective retry. A reply cut at the token limit (finish
+        reason "length") would be cut again by the same request, so it gets instead one retry
+        with twice the limit (up to `max_tokens_cap`); cut again, it is a "truncated" failure
+        that names the limit. A cut reply that still validates is kept: nothing to fix.
+        """
+        limit = max_tokens or self.settings.max_tokens
+        asked = messages
+        grown = corrected = False
         try:
-            completion = await self._raw(request, stage, sample)
-            try:
-                return _parse(completion.text, schema)
-            except ValueError as first:
-                retry_messages = [
+            while True:
+                request = self._request(asked, schema, limit, None, temperature)
+                completion = await self._raw(request, stage, sample)
+                try:
+                    return _parse(completion.text, schema)
+                except ValueError as exc:
+                    error = exc
+                if completion.finish_reason == "length":
+                    bigger = min(limit * 2, self.settings.max_tokens_cap)
+                    if grown or bigger <= limit:
+                        raise ModelError("truncated", (
+                            f"{schema.__name__}: the {self.role} reply was cut at the "
+                            f"max_tokens limit of {limit} tokens ({error}); raise "
+                            f"{self.role}.max_tokens")) from None
+                    grown, limit = True, bigger
+                    self.meter.retries["length"] += 1
+                    continue
+                if corrected:
+                    raise ModelError("invalid_output", f"{schema.__name__}: {error}") from None
+                corrected = True
+                asked = [
                     *messages,
                     {"role": "assistant", "content": completion.text[:4000]},
                     {"role": "user", "content": (
-                        f"That reply was not valid ({first}). Answer again with only a JSON "
+                        f"That reply was not valid ({error}). Answer again with only a JSON "
                         "object that matches the schema."
                     )},
                 ]
-                retry = self._request(retry_messages, schema, max_tokens, None, None)
-                completion = await self._raw(retry, stage, sample)
-                try:
-                    return _parse(completion.text, schema)
-                except ValueError as second:
-                    raise ModelError("invalid_output", f"{schema.__name__}: {second}") from None
         except ModelError as exc:
             self.meter.failures[exc.kind] += 1
             raise

@@ -73,7 +73,8 @@ class OpenAIModel:
             completion_tokens=getattr(u, "completion_tokens", 0) or 0,
             calls=1,
         )
-        return Completion(text=text, usage=usage, tool_calls=tool_calls)
+        return Completion(text=text, usage=usage, tool_calls=tool_calls,
+                          finish_reason=getattr(resp.choices[0], "finish_reason", None))
 
     async def aclose(self) -> None:
         await self._client.close()

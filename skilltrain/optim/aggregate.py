@@ -2,8 +2,9 @@
 
 Each side's patches are merged in groups (one call per group, a level's groups in parallel) until
 one patch per side remains; then one final merge in which failure-driven edits take priority. A
-merge call that fails is recorded and replaced by a plain de-duplicated concatenation, so one bad
-reply does not lose the analysts' work.
+merge call that fails, or whose reply does not survive the meaning checks (a merged edit must be
+non-empty and trace to the edits it merges), is recorded and replaced by a plain de-duplicated
+concatenation ordered failure-first by support, so one bad reply does not lose the analysts' work.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 
 from skilltrain.models.base import ModelError
 from skilltrain.models.client import RoleClient
+from skilltrain.optim.checks import EditChecker
 from skilltrain.optim.patch import Patch, render_edits
 from skilltrain.optim.prompts import render
 from skilltrain.optim.schemas import MergeReply
@@ -35,11 +37,14 @@ def concat_dedup(patches: list[Patch], side: str) -> Patch:
 
 
 class Aggregator:
-    def __init__(self, client: RoleClient, *, group_size: int = 8, limit: int = 16):
+    def __init__(self, client: RoleClient, *, group_size: int = 8, limit: int = 16,
+                 checker: EditChecker | None = None):
         self.client = client
+        self.checker = checker
         self.group_size = max(2, group_size)
         self.limit = limit
         self.failed_calls = 0
+        self.fallbacks = 0  # merge replies that failed the meaning checks
         self.calls = 0
 
     async def _merge(self, skill: Skill, patches: list[Patch], side: str) -> Patch:
@@ -70,6 +75,15 @@ class Aggregator:
         sources = {e.source for p in non_empty for e in p.edits}
         source = "failure" if "failure" in sources else "success"
         edits = [e.to_edit(source) for e in reply.edits[: self.limit]]
+        if self.checker is not None:
+            inputs = [e for p in non_empty for e in p.edits]
+            rollouts = sum(max((e.support for e in p.edits), default=0) for p in non_empty)
+            checked = self.checker.merged(
+                self.checker.edits(edits, max_support=max(1, rollouts)), inputs)
+            if checked is None:
+                self.fallbacks += 1
+                return fallback
+            edits = checked
         return Patch(side=side, edits=edits, patterns=fallback.patterns)
 
     async def _reduce_side(self, skill: Skill, patches: list[Patch], side: str) -> Patch:

@@ -1,4 +1,4 @@
-"""A patch: the optimizer's edits with the patterns that motivated them."""
+"""A patch: the optimizer's edits with the patterns (and stated rule) that motivated them."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ class Patch:
     side: str  # "failure", "success" or "merged"
     edits: list[Edit] = field(default_factory=list)
     patterns: str = ""
+    rule: str = ""  # the general rule a failure analyst stated before proposing edits
+    proposal: int = 0  # which of the step's proposals (analyst sample) it came from
 
     def to_json(self) -> dict:
-        return {"side": self.side, "patterns": self.patterns,
-                "edits": [e.model_dump() for e in self.edits]}
+        return {"side": self.side, "proposal": self.proposal, "patterns": self.patterns,
+                "rule": self.rule, "edits": [e.model_dump() for e in self.edits]}
 
     @classmethod
     def from_json(cls, data: dict) -> Patch:
         return cls(side=data["side"], patterns=data.get("patterns", ""),
+                   rule=data.get("rule", ""), proposal=data.get("proposal", 0),
                    edits=[Edit(**e) for e in data.get("edits", [])])
 
 

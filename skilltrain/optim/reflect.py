@@ -1,26 +1,34 @@
 """Stage 2, the backward pass: analysts read scored rollouts and propose edits.
 
-Failures and successes are analysed separately, in minibatches, one optimizer call each, all in
-parallel. An analyst whose reply stays invalid is an infrastructure failure: it is recorded and
-its minibatch contributes nothing, rather than a guessed patch.
+Failures and successes are analysed separately, one optimizer call per minibatch, all in
+parallel. A step draws several *proposals* on its failures: proposal k reads its own cut of the
+failures (sample index k, at a higher temperature after the first), because one greedy proposal
+per step misses what a few sampled ones find (measured with the 1.5B optimizer: the right output
+rule appeared in 1 of 3 samples at temperature 0.8 and in none at 0). Analysts see failures as a
+compact table (input, answer given, expected) and state the general rule before proposing edits.
+
+Every reply goes through the meaning checks (optim/checks.py) before its edits count. An analyst
+whose reply stays invalid is an infrastructure failure: it is recorded and contributes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from skilltrain.data import Task
 from skilltrain.models.base import ModelError
 from skilltrain.models.client import RoleClient
+from skilltrain.optim.checks import CheckLog, EditChecker, Grounding, display_answer
 from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.optim.patch import Patch
 from skilltrain.optim.prompts import render
 from skilltrain.optim.schemas import ALL_OPS, analyst_schema, ops_help
 from skilltrain.records import Rollout
-from skilltrain.skill import Skill
+from skilltrain.skill import Edit, Skill
 
 
 @dataclass
@@ -30,6 +38,7 @@ class ReflectResult:
     errors: list[str] = field(default_factory=list)  # why each failed call failed
     n_failures: int = 0
     n_successes: int = 0
+    checks: CheckLog = field(default_factory=CheckLog)
 
     @property
     def failed_calls(self) -> int:
@@ -57,15 +66,60 @@ def render_rollout(task: Task, rollout: Rollout, limit: int = 1500) -> str:
     return "\n".join(lines)
 
 
+def _cell(text: object, n: int) -> str:
+    one = _clip(str(text).strip(), n).replace("|", "\\|").replace("\n", " \\n ")
+    return one or "(empty)"
+
+
+def render_table(scored: Sequence[tuple[Task, Rollout]], *, cell: int = 300) -> str:
+    """Failures as one compact table; agent trajectories and grader notes follow it."""
+    notes = any(r.score and r.score.feedback for _, r in scored)
+    head = "| # | type | input | answer given | expected |" + (" grader note |" if notes else "")
+    rows = [head, "|---" * (5 + notes) + "|"]
+    extra: list[str] = []
+    for i, (task, r) in enumerate(scored, start=1):
+        expected = _cell(display_answer(task.answer), cell // 2)
+        row = (f"| {i} | {_cell(task.type, 40)} | {_cell(task.input, cell)} | "
+               f"{_cell(r.answer, cell * 2 // 3)} | {expected} |")
+        if notes:
+            row += f" {_cell(r.score.feedback if r.score else '', 150)} |"
+        rows.append(row)
+        steps = [m for m in r.trajectory if m.get("role") not in ("system", "user")]
+        if len(steps) > 1:
+            extra.append(f"Row {i} trajectory: "
+                         f"{_clip(json.dumps(steps, ensure_ascii=False), 1200)}")
+    return "\n".join(rows) + ("\n\n" + "\n".join(extra) if extra else "") + "\n"
+
+
 REMINDERS = """
-4. Some failures may happen although the skill already states the right rule: the model just did
+5. Some failures may happen although the skill already states the right rule: the model just did
    not follow it. Do not edit the body for those; put a one-line reminder for each such lapse in
-   `reminders` (for example "Re-read the output format rule before answering.").
+   `reminders`.
 """
 
 
 def minibatches(items: Sequence, size: int) -> list[list]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def proposal_cuts(failures: Sequence, size: int, proposals: int, seed: str) -> list[list]:
+    """The paper's minibatches (every failure read once, in order), then, while there are fewer
+    than `proposals`, extra cuts from seeded shuffles: with few failures each extra proposal
+    still reads a different mix, and is drawn at a higher temperature."""
+    cuts = minibatches(failures, size)
+    rng = random.Random(seed)
+    while 0 < len(cuts) < proposals:
+        pool = list(failures)
+        rng.shuffle(pool)
+        cuts.append(pool[:size])
+    return cuts
+
+
+@dataclass
+class ProposalSettings:
+    proposals: int = 1
+    temperature: float = 0.8  # for proposals after the first
+    seed: str = "0"
 
 
 async def reflect(
@@ -80,40 +134,65 @@ async def reflect(
     analyse_successes: bool = True,
     reminders: bool = False,
     ops: tuple[str, ...] = ALL_OPS,
+    search: ProposalSettings | None = None,
+    train: Sequence[Task] = (),
 ) -> ReflectResult:
     """`reminders=True` turns on the skill-aware appendix: failure analysts class each failure
-    as a defect of the skill (edit the body) or a lapse in following it (a short reminder)."""
+    as a defect of the skill (edit the body) or a lapse in following it (a short reminder).
+    `train` is the train split (for grounding worked examples); it never holds val or test."""
+    search = search or ProposalSettings()
     ok = [(t, r) for t, r in scored if r.ok]
     failures = [(t, r) for t, r in ok if r.score.hard < success_threshold]
     successes = [(t, r) for t, r in ok if r.score.hard >= success_threshold]
     result = ReflectResult(n_failures=len(failures), n_successes=len(successes))
-    jobs = [("failure", mb) for mb in minibatches(failures, minibatch_size)]
-    if analyse_successes:
-        jobs += [("success", mb) for mb in minibatches(successes, minibatch_size)]
+    checker = EditChecker(skill, result.checks)
+    grounding = Grounding(list(train) or [t for t, _ in scored], result.checks)
+    cuts = proposal_cuts(failures, minibatch_size, max(1, search.proposals), search.seed)
+    jobs = [("failure", k, mb) for k, mb in enumerate(cuts)]
+    if analyse_successes and successes:
+        jobs.append(("success", 0, successes[:minibatch_size]))
 
-    async def analyse(side: str, batch: list[tuple[Task, Rollout]]) -> Patch | None:
+    async def analyse(side: str, k: int, batch: list[tuple[Task, Rollout]]) -> Patch | None:
         extra = {"reminders": REMINDERS if reminders else ""} if side == "failure" else {}
         schema = analyst_schema(ops, reminders and side == "failure")
+        shown = (render_table(batch) if side == "failure"
+                 else "\n\n".join(render_rollout(t, r) for t, r in batch))
         prompt = render(
-            f"analyst_{side}", **extra, ops=ops_help(ops),
-            skill=skill.text,
-            rollouts="\n\n".join(render_rollout(t, r) for t, r in batch),
+            f"analyst_{side}", **extra, ops=ops_help(ops), skill=skill.text,
+            **({"table": shown} if side == "failure" else {"rollouts": shown}),
             rejected=("\n" + rejected.render()) if rejected.entries else "",
             budget=budget,
         )
         try:
             reply = await client.structured(
-                [{"role": "user", "content": prompt}], schema, stage="reflect"
+                [{"role": "user", "content": prompt}], schema, stage="reflect", sample=k,
+                temperature=search.temperature if k else None,
             )
         except ModelError as exc:
             if exc.kind == "fatal":
                 raise
-            result.errors.append(f"{side} analyst: {exc.kind}: {exc.message}"[:500])
+            result.errors.append(f"{side} analyst {k}: {exc.kind}: {exc.message}"[:500])
             return None
         edits = [e.to_edit(side) for e in reply.edits[:budget]]
+        edits = grounding.edits(checker.edits(edits, max_support=len(batch)))
+        rule = getattr(reply, "rule", "").strip()
+        if not edits and rule and side == "failure":
+            edits = _rule_as_edit(rule, checker, grounding, len(batch))
         result.reminders += list(getattr(reply, "reminders", []))
-        return Patch(side=side, edits=edits, patterns=reply.patterns)
+        return Patch(side=side, edits=edits, patterns=reply.patterns, rule=rule, proposal=k)
 
-    patches = await asyncio.gather(*(analyse(side, mb) for side, mb in jobs))
+    patches = await asyncio.gather(*(analyse(side, k, mb) for side, k, mb in jobs))
     result.patches = [p for p in patches if p is not None]
     return result
+
+
+def _rule_as_edit(rule: str, checker: EditChecker, grounding: Grounding, support: int
+                  ) -> list[Edit]:
+    """An analyst that stated a rule but whose edits were all unusable still said something:
+    the rule itself becomes an append (checked like any edit), counted as `rule_appended`."""
+    edit = Edit(op="append", content=rule, rationale="the analyst's stated rule",
+                support=support, source="failure")
+    kept = grounding.edits(checker.edits([edit], max_support=support))
+    if kept:
+        checker.log.count("rule_appended")
+    return kept

@@ -46,7 +46,11 @@ class AppendEditOut(BaseModel):
 
 
 class AnalystReply(BaseModel):
-    patterns: str = Field(max_length=1000)
+    """`patterns` is kept short: measured, the 1.5B model fell into a repetition loop there until
+    the bound and had no tokens left for the rule and the edits."""
+
+    patterns: str = Field(max_length=600)
+    rule: str = Field(default="", max_length=500)
     edits: list[EditOut] = Field(default_factory=list, max_length=12)
 
 

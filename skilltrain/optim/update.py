@@ -25,7 +25,7 @@ class Update:
 
     @property
     def applied(self) -> int:
-        return sum(r.status is EditStatus.APPLIED for r in self.results)
+        return sum(r.status.landed for r in self.results)
 
     @property
     def changed(self) -> bool:
@@ -33,7 +33,7 @@ class Update:
 
     def edits_for_memory(self) -> list[Edit]:
         """What the rejected buffer should remember: the edits that really shaped the candidate."""
-        edits = [r.edit for r in self.results if r.status is EditStatus.APPLIED]
+        edits = [r.edit for r in self.results if r.status.landed]
         edits += [Edit(op="append", content=f"(appendix reminder) {r}", source="failure")
                   for r in self.reminders]
         if not edits and self.changed:  # a whole-skill rewrite: remember it as one replacement

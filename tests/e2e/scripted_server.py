@@ -3,10 +3,12 @@ optional fault-injecting mode.
 
 Run: python tests/e2e/scripted_server.py --port-file PORT_FILE [--log LOG.jsonl]
          [--faults 0.2 --fault-kinds 429,500,delay,truncated,empty --delay 2.0 --seed 1]
-         [--latency 0.02]
+         [--latency 0.02] [--length-below 1024]
 Writes its port to PORT_FILE once listening; appends every request body to LOG; with --faults,
 answers that fraction of requests with a fault instead, and keeps the count of injected faults
-by kind in LOG.faults.json.
+by kind in LOG.faults.json. With --length-below N, a request whose max_tokens is below N gets
+its reply cut in half with finish_reason "length", as a model stopped at its token limit
+(off by default).
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ class Faults:
             return kind
 
 
-def completion_body(body: dict, text: str) -> dict:
+def completion_body(body: dict, text: str, finish_reason: str = "stop") -> dict:
     prompt_tokens = sum(len(str(m.get("content", ""))) for m in body["messages"]) // 4
     return {
         "id": f"chatcmpl-{time.monotonic_ns()}", "object": "chat.completion",
         "created": int(time.time()), "model": body.get("model", "scripted"),
-        "choices": [{"index": 0, "finish_reason": "stop",
+        "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": text}}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1,
                   "total_tokens": prompt_tokens + len(text) // 4 + 1},
@@ -59,7 +61,7 @@ def completion_body(body: dict, text: str) -> dict:
 
 
 def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
-                 latency: float):
+                 latency: float, length_below: int = 0):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -103,7 +105,10 @@ def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
                 with open(log, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(body) + "\n")
             text = "" if fault == "empty" else script.respond(body)
-            data = json.dumps(completion_body(body, text)).encode()
+            finish = "stop"
+            if (body.get("max_tokens") or 0) < length_below:
+                text, finish = text[: len(text) // 2], "length"
+            data = json.dumps(completion_body(body, text, finish)).encode()
             if fault == "truncated":
                 data = data[: len(data) // 2]
             try:
@@ -124,13 +129,15 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=2.0)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--length-below", type=int, default=0)
     args = parser.parse_args()
     script = Script(analyst_plan=args.plan.split(","))
     log = Path(args.log) if args.log else None
     stats = Path(args.log + ".faults.json") if args.log else None
     faults = Faults(args.faults, args.fault_kinds.split(","), args.seed, stats)
     server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 make_handler(script, log, faults, args.delay, args.latency))
+                                 make_handler(script, log, faults, args.delay, args.latency,
+                                              args.length_below))
     server.daemon_threads = True
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(str(server.server_address[1]))

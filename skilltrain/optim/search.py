@@ -1,0 +1,132 @@
+"""Stages 3-5 as a search: the step's proposals become several candidate skills.
+
+The paper's path (merge every patch, clip by the learning rate, apply) gives one candidate. A weak
+optimizer's proposals vary a lot in quality (measured with the 1.5B model: five proposals for
+the same failures scored 0.53 / 1.00 / 1.00 / 0.80 / 0.07 on train), and a merge can blur the
+good one into the others, so each failure proposal is also a candidate on its own, clipped to the
+same budget by support. The engine adds a demonstrations candidate (optim/examples.py). The
+candidates are then screened on the step's train batch (skilltrain/screening.py) and only the
+best one is gated; this module only builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from skilltrain.data import Task
+from skilltrain.models.client import RoleClient
+from skilltrain.optim.aggregate import Aggregator
+from skilltrain.optim.checks import EditChecker
+from skilltrain.optim.examples import ExampleBudget, propose_examples
+from skilltrain.optim.patch import Patch
+from skilltrain.optim.reflect import ReflectResult
+from skilltrain.optim.select import Selection, select_edits
+from skilltrain.optim.update import Update, apply_patch, update_skill
+from skilltrain.skill import Edit, Skill
+
+
+@dataclass
+class Candidate:
+    """One candidate skill of a step and where it came from."""
+
+    name: str  # "merged", "proposal-2", "examples", "merged+examples", ...
+    update: Update
+    patterns: str = ""
+    selection: Selection | None = None
+
+    @property
+    def skill(self) -> Skill:
+        return self.update.candidate
+
+    def edits_for_memory(self) -> list[Edit]:
+        edits = self.update.edits_for_memory()
+        if self.name == "examples" and not edits:
+            edits = [Edit(op="replace", target="(examples block)", source="rewrite",
+                          content=(self.skill.region("examples") or "")[:400])]
+        return edits
+
+    def describe(self) -> dict:
+        return {"name": self.name, "hash": self.skill.hash, "tokens": self.skill.tokens,
+                "edits": [{**r.edit.model_dump(), "status": r.status.value}
+                          for r in self.update.results]}
+
+
+@dataclass
+class SearchSettings:
+    budget: int
+    mode: str = "patch"
+    group_size: int = 8
+    max_skill_tokens: int = 2000
+    floor: int | None = None  # the autonomous schedule's lower bound
+    proposals: int = 3  # at most this many single-proposal candidates (the best supported)
+    demonstrations: bool = True
+    examples: ExampleBudget = field(default_factory=ExampleBudget)
+    appendix_threshold: int = 8
+    appendix_keep: int = 5
+
+
+@dataclass
+class Proposed:
+    candidates: list[Candidate]
+    merged: Patch
+    aggregator: Aggregator
+    selection: Selection
+    merged_update: Update
+
+
+def _by_support(edits: Sequence[Edit]) -> list[Edit]:
+    return sorted(edits, key=lambda e: (e.source != "failure", -e.support))
+
+
+async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, settings:
+                  SearchSettings, *, train: Sequence[Task], batch: Sequence[Task],
+                  failed: Sequence[Task], seed: int) -> Proposed:
+    """Every distinct candidate of this step, the paper's merged one first."""
+    checker = EditChecker(skill, reflection.checks)
+    aggregator = Aggregator(client, group_size=settings.group_size,
+                            limit=max(8, 3 * settings.budget), checker=checker)
+    merged = await aggregator.aggregate(skill, reflection.patches)
+    selection = await select_edits(skill, merged, settings.budget, client, floor=settings.floor)
+    merged_update = await update_skill(
+        skill, selection.edits, client, mode=settings.mode,
+        max_tokens=settings.max_skill_tokens, reminders=reflection.reminders,
+        appendix_threshold=settings.appendix_threshold, appendix_keep=settings.appendix_keep)
+    candidates = [Candidate("merged", merged_update, merged.patterns, selection)]
+    failures = [p for p in reflection.patches if p.side == "failure" and p.edits]
+    if settings.mode == "patch" and len(failures) > 1:
+        strongest = sorted(failures, key=lambda p: -sum(e.support for e in p.edits))
+        for p in sorted(strongest[: settings.proposals], key=lambda p: p.proposal):
+            update = apply_patch(skill, _by_support(p.edits)[: selection.budget or 1])
+            candidates.append(Candidate(f"proposal-{p.proposal + 1}", update, p.patterns))
+    if settings.demonstrations:
+        shown = propose_examples(skill, train, batch, failed, seed=seed,
+                                 budget=settings.examples)
+        if shown is not None:
+            candidates.append(Candidate("examples", Update(base=skill, candidate=shown),
+                                        "worked examples of the failing types"))
+    return Proposed(_distinct(skill, candidates), merged, aggregator, selection, merged_update)
+
+
+def combine(instructions: Candidate, examples: Candidate) -> Candidate | None:
+    """The instruction candidate's edits on top of the examples candidate: instructions and
+    demonstrations trained together. None when the edits do not land on it."""
+    edits = [r.edit for r in instructions.update.results if r.status.landed]
+    if not edits:
+        return None
+    update = apply_patch(examples.skill, edits)
+    if not update.changed or update.candidate.hash == instructions.skill.hash:
+        return None
+    update.base = instructions.update.base
+    return Candidate(f"{instructions.name}+examples", update, instructions.patterns)
+
+
+def _distinct(base: Skill, candidates: list[Candidate]) -> list[Candidate]:
+    seen = {base.hash}
+    out = []
+    for c in candidates:
+        if c.skill.hash in seen:
+            continue
+        seen.add(c.skill.hash)
+        out.append(c)
+    return out
