@@ -33,7 +33,13 @@ outcomes come from a second ``SimTarget`` (its own salt, sample index = step, so
 gets a fresh rollout), so they are independent of validation and counted apart. With screening,
 the table adds ``gated`` (the share of proposals that reached the gate), ``gate calls``
 (validation, as ``calls/run`` above), ``screen calls`` and ``total calls``; ``acc *`` is over
-all proposals, ``items/dec`` over gate decisions. This model is kind to screening: proposals are
+all proposals, ``items/dec`` over gate decisions; a line under the table gives the share of each
+kind of proposal that passed the screen (default rule). Two options, off by default, mirror
+``skilltrain.screening`` and the trainer: ``--screen-race`` scores the first half of the
+screened items first and stops a candidate not ahead there; ``--screen-keep FAILS WINS`` screens
+only the first FAILS batch items the incumbent failed and WINS it solved (the trainer: 20 and 10
+of a batch of 40). That selection conditions on the incumbent's own noisy outcomes, so it tilts
+the screen toward the candidate. The model is otherwise kind to screening: proposals are
 independent of the batch, whereas a real proposer writes its candidate from that batch's
 failures, which biases its batch score upward; and train and validation items come from the
 same distribution.
@@ -42,7 +48,8 @@ The same run seed gives every rule the same items, the same proposals and the sa
 (common random numbers), so differences between rules are not sampling noise of the scenario.
 
 Usage: ``python bench/gate_sim.py [--runs 400] [--scenario reference] [--n-val 50] [--quick]
-[--screen K ...] [--screen-batch 20] [--screen-pool 60] [--option RULE.NAME=VALUE ...]``.
+[--screen K ...] [--screen-batch 20] [--screen-pool 60] [--screen-race]
+[--screen-keep FAILS WINS] [--option RULE.NAME=VALUE ...]``.
 ``--screen`` repeats (``--screen 1 --screen 3``); every K adds a table per configuration. The
 last lines compare the default rule with ``strict`` in the reference scenario at n_val=50: first
 both unscreened (``gain_vs_strict=... regress_ratio=... calls_ratio=...``); then, per K, the
@@ -158,17 +165,31 @@ class SimTarget:
 @dataclass(frozen=True)
 class Screening:
     """The screening stage: ``k`` proposals per step, each scored on a train batch of ``batch``
-    items taken in order from a pool of ``pool`` items; ``k = 0`` turns screening off."""
+    items taken in order from a pool of ``pool`` items; ``k = 0`` turns screening off.
+
+    Two options mirror ``skilltrain.screening`` and the trainer, off by default: ``keep =
+    (fails, wins)`` screens only the first ``fails`` batch items the incumbent failed and the
+    first ``wins`` it solved (the trainer keeps 20 and 10 of its batch); ``race`` scores the
+    first half of the screened items first and stops a candidate that is not ahead there.
+    """
 
     k: int = 0
     batch: int = 20
     pool: int = 60
+    race: bool = False
+    keep: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.k < 0:
             raise ValueError("screen K must be >= 0")
         if self.k and not 1 <= self.batch <= self.pool:
             raise ValueError("screen batch must be in 1..pool")
+        if self.keep is not None and min(self.keep) < 0:
+            raise ValueError("screen keep counts must be >= 0")
+
+    def describe(self) -> str:
+        keep = f" keep={self.keep[0]}/{self.keep[1]}" if self.keep else ""
+        return f"K={self.k} B={self.batch}{keep}{' race' if self.race else ''}"
 
 
 NO_SCREEN = Screening()
@@ -184,6 +205,8 @@ class RunResult:
     screen_calls: int = 0
     gated: int = 0
     """Gate (validation) decisions; without screening, one per step."""
+    passed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    """Proposals of each kind whose batch score beat the incumbent's (screening only)."""
 
 
 def _proposal(scenario: Scenario, draw: float, size: float) -> tuple[str, float]:
@@ -230,6 +253,7 @@ async def simulate_run(rule: str, options: dict, scenario: Scenario, n_val: int,
                 proposals[s].append(_proposal(scenario, xdraws[s], xsizes[s]))
     proposed = dict.fromkeys(KINDS, 0)
     accepted = dict.fromkeys(KINDS, 0)
+    passed = dict.fromkeys(KINDS, 0)
     items_used = gated = free = 0
     for step in range(scenario.steps):
         mine = proposals[step][:max(1, screen.k)]
@@ -247,12 +271,26 @@ async def simulate_run(rule: str, options: dict, scenario: Scenario, n_val: int,
             before = trainer.calls
             # The incumbent's rollouts on the batch: paid by the step's forward pass, free here.
             # Sample index = step, so a revisited item gets a fresh rollout.
-            base = sum((await trainer(incumbent, batch, step)).values())
+            mine_out = await trainer(incumbent, batch, step)
             free += trainer.calls - before
+            if screen.keep is not None:
+                fails = [t for t in batch if mine_out[t] < 1][:screen.keep[0]]
+                wins = [t for t in batch if mine_out[t] >= 1][:screen.keep[1]]
+                kept = set(fails + wins)
+                batch = [t for t in batch if t in kept]
+            half = (len(batch) + 1) // 2 if screen.race else len(batch)
             best_margin = 0.0
             chosen = -1
             for j, cand in enumerate(candidates):
-                margin = sum((await trainer(cand, batch, step)).values()) - base
+                margin = 0.0
+                for part in (batch[:half], batch[half:]):
+                    if part:
+                        got = await trainer(cand, part, step)
+                        margin += sum(got[t] - mine_out[t] for t in part)
+                    if margin <= 0:
+                        break  # racing: not ahead after the first half (no-op otherwise)
+                if margin > 0:
+                    passed[mine[j][0]] += 1
                 if margin > best_margin:
                     chosen, best_margin = j, margin
             if chosen < 0:
@@ -267,7 +305,8 @@ async def simulate_run(rule: str, options: dict, scenario: Scenario, n_val: int,
             incumbent = candidate
     gain = float(incumbent.p.mean() - p0.mean())
     screen_calls = 0 if trainer is None else trainer.calls - free
-    return RunResult(gain, target.calls, proposed, accepted, items_used, screen_calls, gated)
+    return RunResult(gain, target.calls, proposed, accepted, items_used, screen_calls, gated,
+                     passed)
 
 
 def _run_block(args: tuple) -> list[RunResult]:
@@ -293,6 +332,8 @@ class Summary:
     screen_calls: float = 0.0
     gated: float = 0.0
     """Share of proposals that reached the gate."""
+    pass_rate: dict[str, float] = field(default_factory=dict)
+    """Share of each kind of proposal that passed the screen."""
 
     @property
     def total_calls(self) -> float:
@@ -315,6 +356,8 @@ def summarise(rule: str, results: list[RunResult]) -> Summary:
         accept_rate=rate, calls=float(np.mean([r.calls for r in results])),
         items_per_decision=sum(r.items_used for r in results) / max(1, decisions),
         screen_calls=float(np.mean([r.screen_calls for r in results])),
+        pass_rate={k: sum(r.passed[k] for r in results)
+                   / max(1, sum(r.proposed[k] for r in results)) for k in KINDS},
         gated=decisions / max(1, proposals),
     )
 
@@ -413,6 +456,12 @@ def main(argv: list[str] | None = None) -> None:
                     help="train items per step's batch for screening (default 20)")
     ap.add_argument("--screen-pool", type=int, default=60,
                     help="train pool size, cycled through in order (default 60)")
+    ap.add_argument("--screen-race", action="store_true",
+                    help="as skilltrain.screening: stop a candidate not ahead after half the "
+                    "screened items")
+    ap.add_argument("--screen-keep", type=int, nargs=2, metavar=("FAILS", "WINS"),
+                    help="as the trainer: screen only the first FAILS batch items the "
+                    "incumbent failed and WINS it solved (the trainer: 20 10)")
     args = ap.parse_args(argv)
     runs = 100 if args.quick and args.runs == 400 else args.runs
     scenarios = args.scenario or (["reference"] if args.quick else list(SCENARIOS))
@@ -423,7 +472,8 @@ def main(argv: list[str] | None = None) -> None:
     screens = {0: NO_SCREEN}
     try:
         for k in ks:
-            screens[k] = Screening(k, args.screen_batch, args.screen_pool)
+            screens[k] = Screening(k, args.screen_batch, args.screen_pool, args.screen_race,
+                                   tuple(args.screen_keep) if args.screen_keep else None)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     configs = [(s, n) for s in scenarios for n in n_vals]
@@ -449,7 +499,9 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"gate_sim: {runs} runs per row, seed {args.seed}, default rule {DEFAULT_GATE!r}"
           + (f", options {options}" if options else "")
-          + (f", screening K={ks} B={args.screen_batch} pool={args.screen_pool}" if ks else ""))
+          + (f", screening K={ks} B={args.screen_batch} pool={args.screen_pool}"
+             + (f" keep={args.screen_keep[0]}/{args.screen_keep[1]}" if args.screen_keep else "")
+             + (" race" if args.screen_race else "") if ks else ""))
     summaries: dict[tuple[str, int, str, int], Summary] = {}
     for k in screens:
         for scen, n in configs:
@@ -459,14 +511,18 @@ def main(argv: list[str] | None = None) -> None:
             for s in rows:
                 summaries[(scen, n, s.rule, k)] = s
             if rows:
-                what = (f", screening K={k} B={args.screen_batch} pool={args.screen_pool}"
+                what = (f", screening {screens[k].describe()} pool={args.screen_pool}"
                         if k else "")
                 print(f"\nscenario {scen} ({SCENARIOS[scen].description}), n_val={n}, "
                       f"{SCENARIOS[scen].steps} steps{what}")
                 print(table(rows, screened=bool(k)))
+                if k:
+                    s = next((r for r in rows if r.rule == DEFAULT_GATE), rows[0])
+                    print(f"passed the screen ({s.rule}): " + ", ".join(
+                        f"{kind} {100 * s.pass_rate[kind]:.1f}%" for kind in KINDS))
     print(f"\nelapsed {time.perf_counter() - started:.0f}s on {args.workers} worker(s)")
     for k in screens:
-        _compare(f"[K={k} B={args.screen_batch}]", results, summaries, k, runs)
+        _compare(f"[{screens[k].describe()}]", results, summaries, k, runs)
 
 if __name__ == "__main__":
     main()

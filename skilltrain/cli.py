@@ -87,7 +87,8 @@ def train(
     max_turns: int | None = typer.Option(None, help="agent harness: model calls per task"),
     cmd: str | None = typer.Option(None, help="command harness: the agent command to run"),
     max_steps: int | None = typer.Option(None),
-    proposals: int | None = typer.Option(None, help="failure-analyst proposals per step"),
+    proposals: int | None = typer.Option(
+        None, help="sampled rule proposals per step (0: the paper's analysts only)"),
     screen: bool | None = typer.Option(None, "--screen/--no-screen", help="screen candidates "
                                        "on the train batch before the gate"),
     demonstrations: bool | None = typer.Option(

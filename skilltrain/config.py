@@ -73,14 +73,17 @@ class ModelConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    epochs: int = Field(default=4, ge=1)
+    epochs: int = Field(default=2, ge=1, description="the paper used 4; screening and the "
+                        "examples candidate make each step count for more")
     batch_size: int = Field(default=40, ge=1)
-    minibatch_size: int = Field(default=8, ge=1)
+    minibatch_size: int = Field(default=20, ge=1, description="failures per analyst call; "
+                                "the paper used 8 full trajectories, our rows are compact")
     merge_group: int = Field(default=8, ge=2)
     lr: int = Field(default=4, ge=1)
     lr_min: int = Field(default=2, ge=1)
     lr_schedule: Literal["constant", "linear", "cosine", "autonomous"] = "cosine"
-    analyse_successes: bool = True
+    analyse_successes: bool = Field(default=False, description="also analyse what went right "
+                                    "(the paper does; one more long optimizer call per step)")
     rejected_buffer: int = Field(default=8, ge=0)
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
     update_mode: Literal["patch", "rewrite", "full_rewrite"] = "patch"
@@ -94,8 +97,9 @@ class TrainingConfig(_Strict):
     appendix: bool = False
     appendix_threshold: int = Field(default=8, ge=1, description="compact past this many")
     appendix_keep: int = Field(default=5, ge=1)
-    proposals: int = Field(default=3, ge=1, description="failure-analyst proposals per step, "
-                           "each on its own cut of the failures; each is also a candidate")
+    proposals: int = Field(default=3, ge=0, description="rule proposals per step: sampled "
+                           "rule analysts, each on its own cut of the failures and each a "
+                           "candidate of its own (0: the paper's analysts only)")
     proposal_temperature: float = Field(default=0.8, ge=0.0, le=2.0,
                                         description="sampling temperature of proposals 2..N")
     screen: bool = Field(default=True, description="screen candidates on the step's train "

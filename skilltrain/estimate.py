@@ -1,7 +1,8 @@
 """A before-the-run estimate of calls, tokens and dollars, so nobody is surprised by the bill.
 
 It is an upper-bound sketch from the config and the data sizes (the gate may race and use fewer
-validation items; caches make repeats free), printed before the first call is made. An agent
+validation items; caches make repeats free; screening counts every possible candidate), printed
+before the first call is made. An agent
 rollout is counted as `max_turns` target calls whose prompts grow with the conversation; a
 command-harness rollout makes no call through skilltrain (the external agent bills its own), so
 only the optimizer side is estimated there.
@@ -27,7 +28,11 @@ def estimate(cfg: TrainConfig, splits: Splits, skill: Skill, meter: Meter) -> di
     boundaries = max(0, min(t.epochs - 1, steps // max(per_epoch, 1)))
     analysts = math.ceil(batch / t.minibatch_size) + (1 if t.analyse_successes else 0)
     merges = max(0, analysts - 1)
-    rollouts = (n_val + steps * (batch + n_val) + 3 * n_test
+    # screening: the merged candidate, one per rule proposal, examples, and their combination,
+    # each on at most 30 batch items
+    candidates = 1 + t.proposals + (2 if t.demonstrations else 0)
+    screened = candidates * min(batch, 30) if t.screen else 0
+    rollouts = (n_val + steps * (batch + screened + n_val) + 3 * n_test
                 + boundaries * (2 * min(t.slow_update_samples, n_train) + n_val))
     turns = {"chat": 1, "agent": cfg.agent.max_turns, "command": 0}[cfg.harness]
     target_calls = rollouts * turns
@@ -35,7 +40,7 @@ def estimate(cfg: TrainConfig, splits: Splits, skill: Skill, meter: Meter) -> di
     # an agent's later turns re-send the earlier ones: on average half the history per call
     history = (turns - 1) / 2 * (reply_tokens + cfg.agent.observation_chars / 4) \
         if cfg.harness == "agent" else 0
-    optimizer_calls = steps * (analysts + merges + 1) + boundaries * 2
+    optimizer_calls = steps * (analysts + merges + 1 + t.proposals) + boundaries * 2
     avg_input = sum(len(x.input) for x in splits.all()) / max(1, len(splits.all())) / 4
     skill_tokens = max(skill.tokens, 200)
     target = Usage(prompt_tokens=int(target_calls * (skill_tokens + avg_input + 10 + history)),

@@ -17,6 +17,7 @@ from skilltrain.data import Task, epoch_batches
 from skilltrain.models.base import ChatModel, ModelError
 from skilltrain.models.meter import BudgetExceeded
 from skilltrain.optim import slow
+from skilltrain.optim.checks import repetitive
 from skilltrain.optim.examples import ExampleBudget, quoted_items
 from skilltrain.optim.reflect import ProposalSettings, reflect
 from skilltrain.optim.rewrite import full_rewrite
@@ -113,8 +114,7 @@ class Trainer:
                 minibatch_size=cfg.minibatch_size, budget=budget, rejected=run.rejected,
                 analyse_successes=cfg.analyse_successes, reminders=cfg.appendix,
                 ops=tuple(run.edit_ops), train=run.splits.train,
-                search=ProposalSettings(cfg.proposals, cfg.proposal_temperature,
-                                        f"{self.config.seed}:{run.global_step}"))
+                search=ProposalSettings(cfg.proposals, cfg.proposal_temperature))
             step.reflection(reflection)
             run.meter.check()
             proposed = await propose(                                          # 3-5. candidates
@@ -160,6 +160,7 @@ class Trainer:
         rejected buffer with the reason."""
         if not self.config.train.screen:
             return candidates[0]
+        batch, rollouts = _screen_items(batch, rollouts)
         quoted = quoted_items(run.incumbent.skill, batch)
         screens = [await screen_one(run.evaluator, i, c.skill, batch, rollouts,
                                     quoted | quoted_items(c.skill, batch))
@@ -222,8 +223,17 @@ class Trainer:
                                     source="slow_update")
                     run.reject(decision, [guidance], analysis)
         if cfg.meta_skill:
-            run.set_meta_notes(await slow.meta_notes(previous, run.incumbent.skill, comparison,
-                                                     run.epoch_history(epoch), run.meta_notes,
-                                                     run.optimizer))
+            notes = await slow.meta_notes(previous, run.incumbent.skill, comparison,
+                                          run.epoch_history(epoch), run.meta_notes, run.optimizer)
+            if repetitive(notes):  # a loop would sit in every optimizer prompt of the epoch
+                record.row["checks"] = {"meta_notes_repetitive": 1}
+            else:
+                run.set_meta_notes(notes)
 
 
+def _screen_items(batch: list[Task], rollouts: list, limit: int = 30) -> tuple[list[Task], list]:
+    """The batch items a candidate is screened on: the first `limit` in batch order (a seeded
+    shuffle). Chosen without looking at the incumbent's outcomes: picking the items it failed
+    would favour every candidate by regression to the mean (bench/gate_sim.py measured a
+    harmful candidate's screen pass rate going from 16% to 46% that way)."""
+    return batch[:limit], rollouts[:limit]

@@ -71,6 +71,13 @@ class Script:
                          "none": []}[plan]
                 return json.dumps({"patterns": "the model wraps numbers in sentences",
                                    "edits": edits})
+            if name == "RuleReply":  # rule analysts follow the same plan, call by call
+                plan = self.analyst_plan[min(self.analyst_calls, len(self.analyst_plan) - 1)]
+                self.analyst_calls += 1
+                if plan == "auto":
+                    plan = "good" if "did NOT help" in prompt else "harmful"
+                return json.dumps({"rule": {"good": GOOD_RULE, "harmful": HARMFUL_RULE,
+                                            "none": ""}[plan]})
             if name == "MergeReply":
                 found = [rule for rule in (GOOD_RULE, HARMFUL_RULE) if rule in prompt]
                 return json.dumps({"reasoning": "merged", "edits": [

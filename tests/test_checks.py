@@ -172,15 +172,32 @@ def test_an_analyst_whose_edits_are_unusable_still_contributes_its_stated_rule()
     assert result.checks.counts["rule_appended"] == 1
     assert result.checks.counts["empty_target"] == 1
     prompt = model.requests[0]["messages"][-1]["content"]
-    assert "| # | type | input | answer given | expected |" in prompt
+    assert "| # | type | input | answer given | correct answer |" in prompt
 
 
 def test_extra_proposals_are_sampled_at_the_proposal_temperature():
     from skilltrain.optim.reflect import ProposalSettings
 
-    model, client = _model({"AnalystReply": {"patterns": "p", "rule": "", "edits": []}})
-    asyncio.run(reflect(SKILL, _failures(3), client, minibatch_size=8, budget=2,
-                        rejected=RejectedBuffer(), analyse_successes=False,
-                        search=ProposalSettings(proposals=3, temperature=0.9, seed="s")))
-    temps = sorted(r["temperature"] for r in model.requests)
-    assert temps == [0.0, 0.9, 0.9]
+    model, client = _model({"AnalystReply": {"patterns": "p", "rule": "", "edits": []},
+                            "RuleReply": {"rule": "Write the month as a number."}})
+    result = asyncio.run(reflect(SKILL, _failures(3), client, minibatch_size=8, budget=2,
+                                 rejected=RejectedBuffer(), analyse_successes=False,
+                                 search=ProposalSettings(proposals=3, temperature=0.9)))
+    rules = [r for r in model.requests
+             if r["response_format"]["json_schema"]["name"] == "RuleReply"]
+    assert sorted(r["temperature"] for r in rules) == [0.0, 0.9, 0.9]
+    assert sorted(r["seed"] for r in rules) == [0, 1, 2]  # one prompt, three samples
+    assert len({json.dumps(r["messages"]) for r in rules}) == 1
+    assert [p.side for p in result.patches].count("rule") == 3
+    assert all(p.edits[0].content == "Write the month as a number." for p in result.patches
+               if p.side == "rule")
+
+
+def test_a_reply_stuck_in_a_loop_is_recognised():
+    from skilltrain.optim.checks import repetitive
+
+    loop = " ".join(f"The '{k}' task was also difficult, as the model had trouble." for k in
+                    ("add", "units", "words", "money", "units"))
+    assert repetitive(loop)
+    assert not repetitive("Answers were sentences. Numbers were written as words. The day came "
+                          "before the month. Some answers had units.")

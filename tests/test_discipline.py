@@ -17,7 +17,8 @@ from skilltrain.optim.patch import Patch
 from skilltrain.optim.select import select_edits
 from skilltrain.skill import Edit
 
-PAPER = {"proposals": 1, "screen": False, "demonstrations": False}  # the paper's loop
+PAPER = {"proposals": 0, "screen": False, "demonstrations": False,
+         "analyse_successes": True}  # the paper's loop
 
 START = ("---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n\n"
          "<!-- skilltrain:begin slow-update -->\nold guidance\n"

@@ -25,9 +25,16 @@ def run(**settings) -> dict:
 
 def test_chat_counts_one_target_call_per_rollout() -> None:
     est = run()
-    # baseline val + 2 steps x (batch + val) + test on initial, best, final
+    # baseline val + 2 steps x (batch + screening + val) + test on initial, best, final;
+    # screening: merged + 3 rule proposals + examples + combined, each on the 20-item batch
     assert est["steps"] == 2
-    assert est["target"]["calls"] == 10 + 2 * (20 + 10) + 3 * 6
+    assert est["target"]["calls"] == 10 + 2 * (20 + 6 * 20 + 10) + 3 * 6
+    paper = run(train={"epochs": 1, "batch_size": 20, "minibatch_size": 10, "proposals": 0,
+                       "analyse_successes": False, "screen": False, "demonstrations": False})
+    assert paper["target"]["calls"] == 10 + 2 * (20 + 10) + 3 * 6
+    # per step: 2 analysts + 1 merge + 1 ranking call, and 3 rule analysts unless turned off
+    assert est["optimizer"]["calls"] == 2 * (2 + 1 + 1 + 3)
+    assert paper["optimizer"]["calls"] == 2 * (2 + 1 + 1)
 
 
 def test_agent_counts_every_turn_and_the_growing_history() -> None:
@@ -52,6 +59,6 @@ def test_epoch_boundaries_add_slow_update_and_meta_calls() -> None:
     est = estimate(two, splits(), SKILL, Meter(prices={}))
     assert est["steps"] == 4
     # one boundary: both skills on the slow-update sample, and the gated result on val
-    extra_target = 2 * (20 + 10) + (2 * 5 + 10)
+    extra_target = 2 * (20 + 6 * 20 + 10) + (2 * 5 + 10)
     assert est["target"]["calls"] == one["target"]["calls"] + extra_target
     assert est["optimizer"]["calls"] > 2 * one["optimizer"]["calls"]

@@ -61,3 +61,14 @@ def test_screening_rejects_bad_sizes():
         gate_sim.Screening(2, 61, 60)
     with pytest.raises(ValueError):
         gate_sim.Screening(-1)
+
+
+def test_racing_and_selection_only_save_screening_calls():
+    full = run("paired", 5, gate_sim.Screening(2, 20, 60))
+    raced = run("paired", 5, gate_sim.Screening(2, 20, 60, race=True))
+    assert 2 * 10 * REF.steps <= raced.screen_calls < full.screen_calls
+    kept = run("paired", 5, gate_sim.Screening(2, 40, 60, keep=(6, 3)))
+    assert kept.screen_calls <= 2 * 9 * REF.steps
+    for r in (raced, kept):
+        assert all(r.passed[k] <= r.proposed[k] for k in gate_sim.KINDS)
+        assert r.gated <= sum(r.passed.values())

@@ -18,7 +18,8 @@ from skilltrain.cli import app
 from skilltrain.models.fake import FakeModel
 from skilltrain.report import write_report
 
-PAPER = {"proposals": 1, "screen": False, "demonstrations": False}  # the paper's loop
+PAPER = {"proposals": 0, "screen": False, "demonstrations": False,
+         "analyse_successes": True}  # the paper's loop
 
 START = "---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n"
 XSS = "<script>alert(1)</script>"

@@ -103,6 +103,18 @@ def test_screening_pairs_with_the_incumbents_rollouts_and_leaves_quoted_items_ou
     assert not tie.passed  # fixing nothing is not a pass
 
 
+def test_screening_stops_a_candidate_that_fixes_nothing_in_the_first_half():
+    batch = tasks(8)
+    incumbent = [Rollout(task_id=t.id, skill_hash="inc", score=Score(hard=0.0, soft=0.0))
+                 for t in batch]
+    ev = _Eval({"LATE": {"t6", "t7"}})
+    late = asyncio.run(screen_one(ev, 0, Skill("LATE"), batch, incumbent, set()))
+    assert late.stopped_early and late.items == 4 and ev.asked == [t.id for t in batch[:4]]
+    ev = _Eval({"EARLY": {"t1"}})
+    early = asyncio.run(screen_one(ev, 0, Skill("EARLY"), batch, incumbent, set()))
+    assert not early.stopped_early and early.items == 8 and early.passed
+
+
 def run(tmp_path, plan, **train):
     script = Script(analyst_plan=plan)
     model = FakeModel(script.respond)
@@ -118,17 +130,17 @@ def test_the_best_screened_proposal_is_gated_and_the_rest_are_remembered(tmp_pat
     assert GOOD_RULE in trainer.best_skill_.text and HARMFUL_RULE not in trainer.best_skill_.text
     screen = json.loads((tmp_path / "run/steps/e01-s001/screen.json").read_text())
     rows = {r["name"]: r for r in screen["candidates"]}
-    assert not rows["merged"]["screen"]["passed"]  # the merge kept the harmful rule too
-    assert rows["proposal-2"]["chosen"] and rows["proposal-2"]["screen"]["passed"]
-    assert not rows["proposal-1"]["screen"]["passed"]
+    assert set(rows) == {"merged", "rule-1"}  # rule-2 said the same: one candidate
+    assert not rows["merged"]["screen"]["passed"]  # the full analyst proposed the harmful rule
+    assert rows["rule-1"]["chosen"] and rows["rule-1"]["screen"]["passed"]
     gate = json.loads((tmp_path / "run/steps/e01-s001/gate.json").read_text())
-    assert gate["candidate"] == "proposal-2" and gate["accepted"]
+    assert gate["candidate"] == "rule-1" and gate["accepted"]
     state = json.loads((tmp_path / "run/state.json").read_text())
     remembered = json.dumps(state["rejected"])
     assert HARMFUL_RULE in remembered and "screened out" in remembered
     s = trainer.summary_
     assert s["steps"]["accepted"] == 1 and s["candidates"]["screened_out"] >= 1
-    assert s["candidates"]["chosen"] == {"proposal-2": 1}
+    assert s["candidates"]["chosen"] == {"rule-1": 1}
 
 
 def test_a_step_where_no_candidate_beats_the_incumbent_costs_no_gate_pass(tmp_path):

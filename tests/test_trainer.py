@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from scripted import GOOD_RULE, HARMFUL_RULE, Script, make_tasks
@@ -11,7 +12,8 @@ from skilltrain import Skill, Trainer
 from skilltrain.models.fake import FakeModel
 from skilltrain.store import read_events
 
-PAPER = {"proposals": 1, "screen": False, "demonstrations": False}  # the paper's loop
+PAPER = {"proposals": 0, "screen": False, "demonstrations": False,
+         "analyse_successes": True}  # the paper's loop
 
 START = "---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n"
 
@@ -118,7 +120,7 @@ def test_infra_failures_are_not_wrong_answers(tmp_path):
 def test_analysts_are_told_the_scheduled_budget(tmp_path, schedule):
     _, script = run(tmp_path, ["none"], **{"train.lr": 4, "train.lr_min": 2,
                                            "train.lr_schedule": schedule, "train.epochs": 2})
-    budgets = [int(p.split("Propose at most ")[1].split()[0]) for p in analyst_prompts(script)]
+    budgets = [int(re.search(r"at most (\d+) edits", p).group(1)) for p in analyst_prompts(script)]
     assert budgets[0] == 4
     assert budgets[-1] == (4 if schedule == "constant" else 2)
 
@@ -149,5 +151,6 @@ def test_a_failed_analyst_call_is_recorded_with_its_reason(tmp_path):
 
     event = next(e for e in read_events(tmp_path / "run/events.jsonl") if e["event"] == "reflect")
     line = Progress(quiet=True)._line("reflect", event)
-    n = analysts["failed_calls"]
-    assert f"{n} analyst calls failed" in line and "context size" in line  # every minibatch
+    n = analysts["failed_calls"]  # every minibatch's analyst
+    said = f"{n} analyst call failed" if n == 1 else f"{n} analyst calls failed"
+    assert said in line and "context size" in line

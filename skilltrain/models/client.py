@@ -64,7 +64,9 @@ class RoleClient:
 
     def _request(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None,
                  max_tokens: int | None, tools: list[dict[str, Any]] | None,
-                 temperature: float | None) -> dict[str, Any]:
+                 temperature: float | None, sample: int = 0) -> dict[str, Any]:
+        """The request body. Sample k > 0 of the same request gets seed + k: a sampling server
+        with a fixed seed would otherwise return the same sample every time."""
         s = self.settings
         if self.notes:
             messages = [{"role": "system", "content": "Notes from earlier epochs of this "
@@ -75,7 +77,7 @@ class RoleClient:
             "max_tokens": max_tokens or s.max_tokens,
         }
         if s.seed is not None:
-            req["seed"] = s.seed
+            req["seed"] = s.seed + sample
         if schema is not None:
             req["response_format"] = {
                 "type": "json_schema",
@@ -131,7 +133,7 @@ class RoleClient:
         temperature: float | None = None,
     ) -> Completion:
         """A plain call. Raises ModelError (counted) when the endpoint fails after retries."""
-        request = self._request(messages, None, max_tokens, tools, temperature)
+        request = self._request(messages, None, max_tokens, tools, temperature, sample)
         try:
             return await self._raw(request, stage, sample)
         except ModelError as exc:
@@ -160,7 +162,7 @@ class RoleClient:
         grown = corrected = False
         try:
             while True:
-                request = self._request(asked, schema, limit, None, temperature)
+                request = self._request(asked, schema, limit, None, temperature, sample)
                 completion = await self._raw(request, stage, sample)
                 try:
                     return _parse(completion.text, schema)

@@ -39,6 +39,15 @@ def _shingles(tokens: list[str], n: int = SHINGLE) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
+def repetitive(text: str) -> bool:
+    """A reply stuck in a loop (measured: the 1.5B model's meta notes repeated one sentence
+    shape, a word or two changed, until the 2,000-character bound): most of its runs of four
+    words occur more than once."""
+    tokens = words(text)
+    grams = [tuple(tokens[i : i + 4]) for i in range(len(tokens) - 3)]
+    return len(grams) >= 20 and len(set(grams)) / len(grams) < 0.5
+
+
 def prompt_text() -> str:
     """The static text of every optimizer prompt we ship (placeholders removed): what an edit
     must not copy."""

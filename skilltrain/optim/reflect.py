@@ -1,11 +1,16 @@
 """Stage 2, the backward pass: analysts read scored rollouts and propose edits.
 
 Failures and successes are analysed separately, one optimizer call per minibatch, all in
-parallel. A step draws several *proposals* on its failures: proposal k reads its own cut of the
-failures (sample index k, at a higher temperature after the first), because one greedy proposal
-per step misses what a few sampled ones find (measured with the 1.5B optimizer: the right output
-rule appeared in 1 of 3 samples at temperature 0.8 and in none at 0). Analysts see failures as a
-compact table (input, answer given, expected) and state the general rule before proposing edits.
+parallel, as in the paper. Beside them a step draws several cheap *rule proposals*: the same
+short prompt (the first failures as a table) sampled `proposals` times (sample index k, greedy
+first, then at a higher temperature), each stating one general rule that becomes an append
+candidate of its own. One prompt sampled k times costs one prompt's reading where the server
+caches prompts (llama.cpp does; so do the big APIs), and only the short replies after that.
+One greedy proposal per step misses what a few sampled ones find (measured with the 1.5B
+optimizer on house-number: the output rule appeared in 2 of 4 rule samples, and never in the
+full analyst's greedy reply, which proposed replacements of text the skill does not hold).
+Analysts see failures as a compact table (input, answer given, correct answer) and state the
+general rule before proposing edits.
 
 Every reply goes through the meaning checks (optim/checks.py) before its edits count. An analyst
 whose reply stays invalid is an infrastructure failure: it is recorded and contributes nothing.
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,7 +30,7 @@ from skilltrain.optim.checks import CheckLog, EditChecker, Grounding, display_an
 from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.optim.patch import Patch
 from skilltrain.optim.prompts import render
-from skilltrain.optim.schemas import ALL_OPS, analyst_schema, ops_help
+from skilltrain.optim.schemas import ALL_OPS, RuleReply, analyst_schema, ops_help
 from skilltrain.records import Rollout
 from skilltrain.skill import Edit, Skill
 
@@ -74,7 +78,8 @@ def _cell(text: object, n: int) -> str:
 def render_table(scored: Sequence[tuple[Task, Rollout]], *, cell: int = 300) -> str:
     """Failures as one compact table; agent trajectories and grader notes follow it."""
     notes = any(r.score and r.score.feedback for _, r in scored)
-    head = "| # | type | input | answer given | expected |" + (" grader note |" if notes else "")
+    head = ("| # | type | input | answer given | correct answer |"
+            + (" grader note |" if notes else ""))
     rows = [head, "|---" * (5 + notes) + "|"]
     extra: list[str] = []
     for i, (task, r) in enumerate(scored, start=1):
@@ -102,24 +107,13 @@ def minibatches(items: Sequence, size: int) -> list[list]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def proposal_cuts(failures: Sequence, size: int, proposals: int, seed: str) -> list[list]:
-    """The paper's minibatches (every failure read once, in order), then, while there are fewer
-    than `proposals`, extra cuts from seeded shuffles: with few failures each extra proposal
-    still reads a different mix, and is drawn at a higher temperature."""
-    cuts = minibatches(failures, size)
-    rng = random.Random(seed)
-    while 0 < len(cuts) < proposals:
-        pool = list(failures)
-        rng.shuffle(pool)
-        cuts.append(pool[:size])
-    return cuts
+RULE_ROWS = 12  # failures a rule analyst sees: enough to show a pattern, short enough to be cheap
 
 
 @dataclass
 class ProposalSettings:
-    proposals: int = 1
+    proposals: int = 0  # rule analysts per step; 0 is the paper's loop
     temperature: float = 0.8  # for proposals after the first
-    seed: str = "0"
 
 
 async def reflect(
@@ -147,10 +141,11 @@ async def reflect(
     result = ReflectResult(n_failures=len(failures), n_successes=len(successes))
     checker = EditChecker(skill, result.checks)
     grounding = Grounding(list(train) or [t for t, _ in scored], result.checks)
-    cuts = proposal_cuts(failures, minibatch_size, max(1, search.proposals), search.seed)
+    cuts = minibatches(failures, minibatch_size)
     jobs = [("failure", k, mb) for k, mb in enumerate(cuts)]
     if analyse_successes and successes:
         jobs.append(("success", 0, successes[:minibatch_size]))
+    rule_rows = failures[:RULE_ROWS]
 
     async def analyse(side: str, k: int, batch: list[tuple[Task, Rollout]]) -> Patch | None:
         extra = {"reminders": REMINDERS if reminders else ""} if side == "failure" else {}
@@ -165,9 +160,7 @@ async def reflect(
         )
         try:
             reply = await client.structured(
-                [{"role": "user", "content": prompt}], schema, stage="reflect", sample=k,
-                temperature=search.temperature if k else None,
-            )
+                [{"role": "user", "content": prompt}], schema, stage="reflect")
         except ModelError as exc:
             if exc.kind == "fatal":
                 raise
@@ -181,7 +174,25 @@ async def reflect(
         result.reminders += list(getattr(reply, "reminders", []))
         return Patch(side=side, edits=edits, patterns=reply.patterns, rule=rule, proposal=k)
 
-    patches = await asyncio.gather(*(analyse(side, k, mb) for side, k, mb in jobs))
+    async def state_rule(k: int, batch: list[tuple[Task, Rollout]]) -> Patch | None:
+        prompt = render("analyst_rule", skill=skill.body, table=render_table(batch))
+        try:
+            reply = await client.structured(
+                [{"role": "user", "content": prompt}], RuleReply, stage="reflect", sample=k,
+                temperature=search.temperature if k else None)
+        except ModelError as exc:
+            if exc.kind == "fatal":
+                raise
+            result.errors.append(f"rule analyst {k}: {exc.kind}: {exc.message}"[:500])
+            return None
+        rule = reply.rule.strip()
+        edits = _rule_as_edit(rule, checker, grounding, len(batch)) if rule else []
+        return Patch(side="rule", edits=edits, patterns=f"stated rule: {rule}"[:600],
+                     rule=rule, proposal=k)
+
+    patches = await asyncio.gather(*(analyse(side, k, mb) for side, k, mb in jobs),
+                                   *(state_rule(k, rule_rows)
+                                     for k in range(search.proposals if failures else 0)))
     result.patches = [p for p in patches if p is not None]
     return result
 

@@ -90,6 +90,12 @@ def analyst_schema(ops: tuple[str, ...], reminders: bool) -> type[AnalystReply]:
                         edits=(list[narrowed], Field(default_factory=list, max_length=12)))
 
 
+class RuleReply(BaseModel):
+    """A rule analyst's whole answer: one general rule (cheap enough to sample several)."""
+
+    rule: str = Field(max_length=400)
+
+
 class FullRewriteReply(BaseModel):
     patterns: str = Field(default="", max_length=1000)
     skill: str = Field(max_length=12000)
@@ -105,7 +111,7 @@ class SlowUpdateReply(BaseModel):
 
 
 class MetaReply(BaseModel):
-    notes: str = Field(max_length=2000)
+    notes: str = Field(max_length=1000)  # prepended to every optimizer call of the next epoch
 
 
 class CompactReply(BaseModel):

@@ -32,7 +32,7 @@ def write_inputs(tmp: Path) -> tuple[Path, Path]:
 
 TRAIN = ["train", "--target", "openai:scripted-target", "--optimizer", "openai:scripted-opt",
          "--scorer", "exact", "--epochs", "1", "--batch-size", "6", "--lr", "2",
-         "--gate", "strict", "--quiet", "--proposals", "1", "--no-screen", "--no-demonstrations"]
+         "--gate", "strict", "--quiet", "--proposals", "0", "--no-screen", "--no-demonstrations"]
 
 
 def test_train_over_http_accepts_good_rejects_harmful(tmp_path, scripted_server):
@@ -167,11 +167,13 @@ def test_demo_command_wiring_over_http(tmp_path, scripted_server):
     assert "before / after" in proc.stdout and "best_skill.md" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"]["total"] == 2  # the scripted target cannot do dates: wiring only
-    analysts = [r for r in server.requests()
-                if (r.get("response_format") or {}).get("json_schema", {}).get("name")
-                == "AnalystReply"]
-    assert len(analysts) >= 2 * 3  # three proposals per step by default
-    assert {r["temperature"] for r in analysts} == {0.0, 0.8}
+    def schema(r: dict) -> str | None:
+        return (r.get("response_format") or {}).get("json_schema", {}).get("name")
+
+    analysts = [r for r in server.requests() if schema(r) == "AnalystReply"]
+    rules = [r for r in server.requests() if schema(r) == "RuleReply"]
+    assert len(analysts) == 2 and len(rules) == 2 * 3  # three rule proposals per step
+    assert sorted(r["temperature"] for r in rules) == [0.0] * 2 + [0.8] * 4
     screen = json.loads((out / "steps/e01-s001/screen.json").read_text())
     names = [c["name"] for c in screen["candidates"]]
     assert "examples" in names and all("screen" in c for c in screen["candidates"])

@@ -34,7 +34,7 @@ def inputs(tmp: Path) -> tuple[Path, Path, Path]:
         f"data: {{path: {data}}}\nskill: {skill}\nscorer: exact\n"
         "target: {model: openai:scripted-target, retry_backoff: 0.01, timeout: 1.0}\n"
         "optimizer: {model: openai:scripted-opt, retry_backoff: 0.01, timeout: 1.0}\n"
-        "train: {epochs: 2, batch_size: 4, lr: 2, slow_update_samples: 6, proposals: 1,\n"
+        "train: {epochs: 2, batch_size: 4, lr: 2, slow_update_samples: 6, proposals: 0,\n"
         "        screen: false, demonstrations: false}\n"
         "gate: {rule: strict}\n")
     return data, skill, cfg
