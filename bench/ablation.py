@@ -1,5 +1,6 @@
-"""The full method against each mechanism removed, on built-in suites, with the local models
-or any model given. Prints test accuracy, accepted steps and calls per variant.
+"""The full method (the default settings) against each mechanism removed, on built-in suites,
+with the local models or any model given. Prints test accuracy, accepted steps and calls per
+variant; `paper_loop` is the paper's step without our search, screening and demonstrations.
 
     python bench/ablation.py --suites house-date --epochs 2 --limit 40   # 2 steps per epoch
     python bench/ablation.py --target openai:gpt-4o-mini --optimizer openai:gpt-4o
@@ -16,8 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import print_table, run_suite  # noqa: E402
 
-from skilltrain.config import small_optimizer_settings  # noqa: E402
-
 VARIANTS = {
     "full": {},
     "no_slow_update": {"train.slow_update": "off"},
@@ -27,6 +26,11 @@ VARIANTS = {
     "no_edit_cap": {"train.lr": 50, "train.lr_min": 50},
     "strict_gate": {"gate.rule": "strict"},
     "appendix_on": {"train.appendix": True},
+    "no_rule_proposals": {"train.proposals": 0},
+    "no_screening": {"train.screen": False},
+    "no_demonstrations": {"train.demonstrations": False},
+    "paper_loop": {"train.proposals": 0, "train.screen": False, "train.demonstrations": False,
+                   "train.analyse_successes": True},
 }
 
 
@@ -45,9 +49,7 @@ def main() -> None:
     rows = []
     for suite in args.suites.split(","):
         for name in args.variants.split(","):
-            overrides = {**small_optimizer_settings(), "train.epochs": args.epochs,
-                         "train.batch_size": args.batch_size,
-                         "train.minibatch_size": args.batch_size,
+            overrides = {"train.epochs": args.epochs, "train.batch_size": args.batch_size,
                          "train.slow_update_samples": 10, "data.limit": args.limit,
                          **VARIANTS[name]}
             row = run_suite(suite, root / f"{suite}-{name}", target=args.target,

@@ -286,15 +286,3 @@ def merge_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
 
 def dump_config(config: TrainConfig) -> str:
     return yaml.safe_dump(config.redacted(), sort_keys=False, allow_unicode=True)
-
-
-def small_optimizer_settings() -> dict[str, Any]:
-    """Settings that measured well with the embedded 1.5B optimizer on 2 CPU cores (the demo
-    and the benches use them): one analyst call per step on 20 failures, append-only edits
-    (it mis-copies anchors), no success analysis, a constant learning rate of 2, and a reply
-    budget that fits the append schema."""
-    return {
-        "optimizer.max_tokens": 1024, "train.batch_size": 20, "train.minibatch_size": 20,
-        "train.lr": 2, "train.lr_min": 1, "train.lr_schedule": "constant",
-        "train.analyse_successes": False, "train.edit_ops": ["append"],
-    }

@@ -167,16 +167,16 @@ class Trainer:
                    for i, c in enumerate(candidates)]
         result = ScreenResult(screens)
         examples = next((c for c in candidates if c.name == "examples"), None)
-        best = result.best
-        if examples is not None and best is not None and candidates[best.index] is not examples:
-            passed_examples = screens[candidates.index(examples)].passed
-            both = combine(candidates[best.index], examples) if passed_examples else None
+        rules = [s for s, c in zip(screens, candidates) if s.passed and c is not examples]
+        if examples is not None and rules and screens[candidates.index(examples)].passed:
+            lead = candidates[max(rules, key=lambda s: (s.delta, -s.index)).index]
+            both = combine(lead, examples)  # both helped alone: try them together
             if both is not None:
                 candidates.append(both)
                 screens.append(await screen_one(
                     run.evaluator, len(candidates) - 1, both.skill, batch, rollouts,
                     quoted | quoted_items(both.skill, batch)))
-                best = result.best
+        best = result.best
         step.screening(candidates, result)
         for c, s in zip(candidates, screens):  # negative feedback, as a gate rejection is
             if not s.passed:
