@@ -148,7 +148,6 @@ class Trainer:
             budget=budget, mode=cfg.update_mode, group_size=cfg.merge_group,
             max_skill_tokens=cfg.max_skill_tokens,
             floor=cfg.lr_min if cfg.lr_schedule == "autonomous" else None,
-            proposals=cfg.proposals,
             demonstrations=cfg.demonstrations,
             examples=ExampleBudget(cfg.max_examples, cfg.examples_chars),
             appendix_threshold=cfg.appendix_threshold, appendix_keep=cfg.appendix_keep)

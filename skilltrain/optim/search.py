@@ -3,8 +3,7 @@
 The paper's path (merge every patch, clip by the learning rate, apply) gives one candidate. A weak
 optimizer's proposals vary a lot in quality (measured with the 1.5B model: five proposals for
 the same failures scored 0.53 / 1.00 / 1.00 / 0.80 / 0.07 on train), and a merge can blur the
-good one into the others, so each sampled rule is a candidate of its own (and, with
-`each_minibatch`, each minibatch's patch clipped to the budget by support). The engine adds a
+good one into the others, so each sampled rule is a candidate of its own. The engine adds a
 demonstrations candidate (optim/examples.py). The candidates are then screened on the step's
 train batch (skilltrain/screening.py) and only the best one is gated; this module builds them.
 """
@@ -60,8 +59,6 @@ class SearchSettings:
     group_size: int = 8
     max_skill_tokens: int = 2000
     floor: int | None = None  # the autonomous schedule's lower bound
-    proposals: int = 3  # at most this many single-minibatch candidates (the best supported)
-    each_minibatch: bool = False  # also screen each failure minibatch's patch on its own
     demonstrations: bool = True
     examples: ExampleBudget = field(default_factory=ExampleBudget)
     appendix_threshold: int = 8
@@ -75,10 +72,6 @@ class Proposed:
     aggregator: Aggregator
     selection: Selection
     merged_update: Update
-
-
-def _by_support(edits: Sequence[Edit]) -> list[Edit]:
-    return sorted(edits, key=lambda e: (e.source != "failure", -e.support))
 
 
 async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, settings:
@@ -95,12 +88,6 @@ async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, s
         max_tokens=settings.max_skill_tokens, reminders=reflection.reminders,
         appendix_threshold=settings.appendix_threshold, appendix_keep=settings.appendix_keep)
     candidates = [Candidate("merged", merged_update, merged.patterns, selection)]
-    failures = [p for p in reflection.patches if p.side == "failure" and p.edits]
-    if settings.mode == "patch" and len(failures) > 1 and settings.each_minibatch:
-        strongest = sorted(failures, key=lambda p: -sum(e.support for e in p.edits))
-        for p in sorted(strongest[: settings.proposals], key=lambda p: p.proposal):
-            update = apply_patch(skill, _by_support(p.edits)[: selection.budget or 1])
-            candidates.append(Candidate(f"proposal-{p.proposal + 1}", update, p.patterns))
     for p in reflection.patches:
         if p.side == "rule" and p.edits:
             candidates.append(Candidate(f"rule-{p.proposal + 1}", apply_patch(skill, p.edits),
