@@ -87,6 +87,10 @@ class EditResult:
     status: EditStatus
     matched: str = ""
 
+    def to_json(self) -> dict:
+        """As the step files show it: the edit, its status and what its anchor matched."""
+        return {**self.edit.model_dump(), "status": self.status.value, "matched": self.matched}
+
 
 def _short(text: str, n: int = 60) -> str:
     one = " ".join(text.split())

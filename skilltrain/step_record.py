@@ -72,9 +72,7 @@ class StepRecord:
                       proposed=sel.proposed)
 
     def update(self, update: Any) -> None:
-        self._selection["edits"] = [{**r.edit.model_dump(), "status": r.status.value,
-                 "matched": r.matched}
-                                    for r in update.results]
+        self._selection["edits"] = [r.to_json() for r in update.results]
         self._selection["reminders"] = update.reminders
         self._selection["note"] = update.note
         self._write("selection.json", self._selection)

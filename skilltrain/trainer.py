@@ -166,10 +166,9 @@ class Trainer:
                    for i, c in enumerate(candidates)]
         result = ScreenResult(screens)
         examples = next((c for c in candidates if c.name == "examples"), None)
-        rules = [s for s, c in zip(screens, candidates) if s.passed and c is not examples]
-        if examples is not None and rules and screens[candidates.index(examples)].passed:
-            lead = candidates[max(rules, key=lambda s: (s.delta, -s.index)).index]
-            both = combine(lead, examples)  # both helped alone: try them together
+        lead = ScreenResult([s for s, c in zip(screens, candidates) if c is not examples]).best
+        if examples is not None and lead is not None and screens[candidates.index(examples)].passed:
+            both = combine(candidates[lead.index], examples)  # both helped alone: together?
             if both is not None:
                 candidates.append(both)
                 screens.append(await screen_one(

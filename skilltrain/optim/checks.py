@@ -10,6 +10,7 @@ can reach a candidate, a failed check drops or repairs the edit, and each outcom
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -261,8 +262,6 @@ def display_answer(answer: object) -> str:
     """A reference answer as text (for tables and examples)."""
     if isinstance(answer, str):
         return answer
-    import json
-
     try:
         return json.dumps(answer, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError):

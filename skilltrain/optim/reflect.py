@@ -43,6 +43,7 @@ class ReflectResult:
     n_failures: int = 0
     n_successes: int = 0
     checks: CheckLog = field(default_factory=CheckLog)
+    checker: EditChecker | None = None  # reused by the later stages of the step
 
     @property
     def failed_calls(self) -> int:
@@ -139,7 +140,7 @@ async def reflect(
     failures = [(t, r) for t, r in ok if r.score.hard < success_threshold]
     successes = [(t, r) for t, r in ok if r.score.hard >= success_threshold]
     result = ReflectResult(n_failures=len(failures), n_successes=len(successes))
-    checker = EditChecker(skill, result.checks)
+    checker = result.checker = EditChecker(skill, result.checks)
     grounding = Grounding(list(train) or [t for t, _ in scored], result.checks)
     cuts = minibatches(failures, minibatch_size)
     jobs = [("failure", k, mb) for k, mb in enumerate(cuts)]

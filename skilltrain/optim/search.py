@@ -29,10 +29,9 @@ from skilltrain.skill import Edit, Skill
 class Candidate:
     """One candidate skill of a step and where it came from."""
 
-    name: str  # "merged", "proposal-2", "examples", "merged+examples", ...
+    name: str  # "merged", "rule-2", "examples", "rule-2+examples", ...
     update: Update
     patterns: str = ""
-    selection: Selection | None = None
 
     @property
     def skill(self) -> Skill:
@@ -47,9 +46,7 @@ class Candidate:
 
     def describe(self) -> dict:
         return {"name": self.name, "hash": self.skill.hash, "tokens": self.skill.tokens,
-                "edits": [{**r.edit.model_dump(), "status": r.status.value,
-                 "matched": r.matched}
-                          for r in self.update.results]}
+                "edits": [r.to_json() for r in self.update.results]}
 
 
 @dataclass
@@ -78,7 +75,7 @@ async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, s
                   SearchSettings, *, train: Sequence[Task], batch: Sequence[Task],
                   failed: Sequence[Task], seed: int) -> Proposed:
     """Every distinct candidate of this step, the paper's merged one first."""
-    checker = EditChecker(skill, reflection.checks)
+    checker = reflection.checker or EditChecker(skill, reflection.checks)
     aggregator = Aggregator(client, group_size=settings.group_size,
                             limit=max(8, 3 * settings.budget), checker=checker)
     merged = await aggregator.aggregate(skill, reflection.patches)
@@ -87,7 +84,7 @@ async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, s
         skill, selection.edits, client, mode=settings.mode,
         max_tokens=settings.max_skill_tokens, reminders=reflection.reminders,
         appendix_threshold=settings.appendix_threshold, appendix_keep=settings.appendix_keep)
-    candidates = [Candidate("merged", merged_update, merged.patterns, selection)]
+    candidates = [Candidate("merged", merged_update, merged.patterns)]
     for p in reflection.patches:
         if p.side == "rule" and p.edits:
             candidates.append(Candidate(f"rule-{p.proposal + 1}", apply_patch(skill, p.edits),
