@@ -30,6 +30,7 @@ VARIANTS = {
     "no_screening": {"train.screen": False},
     "no_demonstrations": {"train.demonstrations": False},
     "paper_loop": {"train.proposals": 0, "train.screen": False, "train.demonstrations": False,
+                   "train.answer_form": False,
                    "train.analyse_successes": True},
 }
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from skilltrain.config import ROLE_MAX_TOKENS, ModelConfig, TrainConfig
+from skilltrain.config import ROLE_MAX_TOKENS, ModelConfig, TrainConfig, parse_config
 from skilltrain.data import Task, tasks_from_objects
 from skilltrain.evaluation import Evaluator
 from skilltrain.harness.chat import ChatHarness
@@ -15,7 +15,7 @@ from skilltrain.models.base import ChatModel
 from skilltrain.models.client import CallSettings, RoleClient
 from skilltrain.models.meter import Meter
 from skilltrain.records import Rollout
-from skilltrain.scoring import make_scorer
+from skilltrain.scoring import check_scorer, make_scorer
 from skilltrain.skill import Skill
 from skilltrain.trainer import Trainer
 
@@ -45,10 +45,15 @@ class _NoCache:
 
 
 async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
-                    target: str | ModelConfig | ChatModel, scorer: Any,
+                    target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
                     harness: Any = None) -> dict:
     skill = skill if isinstance(skill, Skill) else Skill(skill)
     task_list = tasks_from_objects(tasks)
+    scoring = make_scorer(scorer)
+    if task_list:  # a scorer that raises fails here, not after the paid rollouts
+        check_scorer(scoring, task_list[0])
+    if isinstance(target, dict):  # the same forms a Trainer config takes for a role
+        target = parse_config({"target": target}, "evaluate(target=...)").target
     meter = Meter()
     async with AsyncExitStack() as stack:
         if isinstance(target, (str, ModelConfig)):
@@ -58,20 +63,25 @@ async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
             model: ChatModel = await open_model(mcfg, stack, "target")
             # a ModelConfig outside a TrainConfig has no role default applied yet
             settings = CallSettings(temperature=mcfg.temperature,
-                                    max_tokens=mcfg.max_tokens or ROLE_MAX_TOKENS["target"])
+                                    max_tokens=mcfg.max_tokens or ROLE_MAX_TOKENS["target"],
+                                    seed=mcfg.seed, retries=mcfg.retries,
+                                    backoff_s=mcfg.retry_backoff)
         else:
             model, settings = target, CallSettings()
         client = RoleClient(model, "target", meter, settings=settings)
-        evaluator = Evaluator(harness or ChatHarness(), client, make_scorer(scorer), _NoCache(),
-                              task_list)
+        evaluator = Evaluator(harness or ChatHarness(), client, scoring, _NoCache(), task_list)
         result = await evaluator.mean(skill, task_list)
     result["usage"] = meter.summary()["roles"]
     return result
 
 
 def evaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
-             target: str | ModelConfig | ChatModel, scorer: Any, harness: Any = None) -> dict:
-    """Score one skill on tasks: mean, per-type breakdown, infrastructure failures, usage."""
+             target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
+             harness: Any = None) -> dict:
+    """Score one skill on tasks: mean, per-type breakdown, infrastructure failures, usage.
+
+    Raises NothingScored when no task could be scored, and EndpointDown when the target's
+    endpoint cannot be reached, rather than returning a score of None."""
     return asyncio.run(aevaluate(skill, tasks, target=target, scorer=scorer, harness=harness))
 
 

@@ -19,15 +19,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from skilltrain.data import DataError
-    from skilltrain.models.base import ModelError
+    from skilltrain.models.base import InfrastructureFailure, ModelError
     from skilltrain.models.client import ReplayMiss
+    from skilltrain.run_files import RunFileError
     from skilltrain.scoring import ScorerError
     from skilltrain.skill import SkillError
     from skilltrain.suites.base import SuiteError
 
     errors: tuple[type[BaseException], ...] = (
         ConfigError, DataError, ScorerError, SkillError, SuiteError, ReplayMiss, ModelError,
-        FileNotFoundError)
+        FileNotFoundError, InfrastructureFailure, RunFileError)
     try:
         from skilltrain.local.assets import LocalModelError
         from skilltrain.local.server import LocalServerError
@@ -39,25 +40,66 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _fail(exc: BaseException) -> None:
-    Console(stderr=True, highlight=False).print(f"[red]error:[/] {exc}", markup=True,
-                                                soft_wrap=True)
-    raise typer.Exit(2)
+    """One line on stderr; exit 1 when the infrastructure failed (unreachable endpoint,
+    nothing scored), 2 for bad input."""
+    from rich.markup import escape
+
+    from skilltrain.models.base import InfrastructureFailure
+
+    text = " ".join(str(exc).splitlines())  # a server's error body may span lines
+    Console(stderr=True, highlight=False).print(f"[red]error:[/] {escape(text)}",
+                                                markup=True, soft_wrap=True)
+    raise typer.Exit(1 if isinstance(exc, InfrastructureFailure) else 2)
+
+
+def _flag(dotted: str) -> str:
+    """The `train` flag that sets a dotted setting: most are named after its last part."""
+    named = {"data.path": "data", "target.model": "target", "optimizer.model": "optimizer",
+             "gate.rule": "gate", "agent.protocol": "agent-protocol"}
+    return "--" + named.get(dotted, dotted.rsplit(".", 1)[-1]).replace("_", "-")
 
 
 def _build_config(config: Path | None, overrides: dict[str, Any]) -> TrainConfig:
     base = load_config(config) if config else TrainConfig()
-    return merge_overrides(base, overrides, str(config) if config else "command line")
+    source = str(config) if config else "command line"
+    try:
+        return merge_overrides(base, overrides, source)
+    except ConfigError as exc:  # a bad flag value is the flag's fault, not the file's
+        if exc.key is None or overrides.get(exc.key) is None:
+            raise
+        detail = str(exc).removeprefix(f"{source}: {exc.key}: ")
+        raise ConfigError(f"{_flag(exc.key)}: {detail}", exc.key) from None
 
 
 def _run_training(cfg: TrainConfig, quiet: bool, replay: bool = False) -> None:
+    from skilltrain.models.openai_compat import deadline_line
+    from skilltrain.preflight import check_run, empty_again, is_empty_folder
     from skilltrain.trainer import Trainer
+
+    check_run(cfg, replay)  # bad input fails here: nothing written, no model called
+    out = Path(cfg.out) if cfg.out else None
+    was_empty = is_empty_folder(out)
+    deadlines = deadline_line({"target": cfg.target.timeout, "optimizer": cfg.optimizer.timeout})
+
+    def say_deadlines(event: dict) -> None:  # after the start line: bad input stays one line
+        if event["event"] in ("start", "resume") and not replay:
+            typer.echo(deadlines, err=True)
+
+    def say_warnings(event: dict) -> None:  # inexact usage, settings changed on resume
+        if event["event"] == "warning":
+            typer.echo(f"warning: {event['message']}", err=True)
 
     live = None
     if not quiet and sys.stderr.isatty():
         live = LiveProgress()
     try:
-        trainer = Trainer(cfg, callbacks=[live or Progress(quiet=quiet)], replay=replay)
+        trainer = Trainer(cfg, callbacks=[live or Progress(quiet=quiet), say_deadlines,
+                                          say_warnings], replay=replay)
         trainer.fit()
+    except BaseException:
+        if was_empty and out is not None:  # a folder the user made empty stays empty
+            empty_again(out)
+        raise
     finally:
         if live is not None:
             live.close()
@@ -93,6 +135,9 @@ def train(
                                        "on the train batch before the gate"),
     demonstrations: bool | None = typer.Option(
         None, "--demonstrations/--no-demonstrations", help="propose a worked-examples block"),
+    answer_form: bool | None = typer.Option(
+        None, "--answer-form/--no-answer-form", help="propose an answer-format instruction when "
+        "answers hold the right answer in the wrong form"),
     max_calls: int | None = typer.Option(None),
     max_tokens: int | None = typer.Option(None),
     max_cost: float | None = typer.Option(None, help="USD"),
@@ -114,6 +159,7 @@ def train(
         "cache": cache, "harness": harness, "agent.protocol": agent_protocol,
         "agent.max_turns": max_turns, "command.cmd": cmd, "train.proposals": proposals,
         "train.screen": screen, "train.demonstrations": demonstrations,
+        "train.answer_form": answer_form,
     }
     try:
         cfg = _build_config(config, overrides)
@@ -124,14 +170,24 @@ def train(
 
 @app.command()
 def resume(run_dir: Path = typer.Argument(..., help="an existing run folder"),
-           replay: bool = typer.Option(False), quiet: bool = typer.Option(False, "--quiet", "-q")
+           replay: bool = typer.Option(False), quiet: bool = typer.Option(False, "--quiet", "-q"),
+           api_key_env: list[str] = typer.Option(
+               [], "--api-key-env", help="[ROLE=]VAR: read the key from environment variable "
+               "VAR (for a key the first run got inline; config.yaml never keeps it); without "
+               "ROLE, for target and optimizer")
            ) -> None:
     """Continue a run from its last completed step."""
+    from skilltrain.config import use_key_env
+
     try:
         if not (run_dir / "config.yaml").exists():
             raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
         cfg = merge_overrides(load_config(run_dir / "config.yaml"), {"out": str(run_dir)},
                               str(run_dir / "config.yaml"))
+        for spec in api_key_env:
+            role, _, var = spec.rpartition("=")
+            for name in [role] if role else ["target", "optimizer"]:
+                cfg = use_key_env(cfg, name, var)
         _run_training(cfg, quiet, replay)
     except _user_errors() as exc:
         _fail(exc)
@@ -147,12 +203,16 @@ def eval_(
     harness: str = typer.Option("chat", help="chat or agent (the command harness needs a "
                                              "config: use train's `command:` section)"),
     max_turns: int = typer.Option(8, help="agent harness: model calls per task"),
+    timeout: float | None = typer.Option(None, min=0.1, help="seconds a model call may take "
+                                         "(default 120)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Score a skill on a task file (or a suite's test split)."""
     from skilltrain.api import evaluate
+    from skilltrain.config import ModelConfig
     from skilltrain.data import load_tasks
     from skilltrain.harness import make_harness
+    from skilltrain.models.openai_compat import deadline_line
     from skilltrain.skill import Skill
 
     try:
@@ -170,8 +230,11 @@ def eval_(
         if harness not in ("chat", "agent"):
             raise ConfigError(f"eval --harness {harness!r}: expected chat or agent")
         runner = make_harness(harness, target_model=target, agent={"max_turns": max_turns})
-        result = evaluate(Skill.from_file(skill), tasks, target=target, scorer=scorer_spec,
-                          harness=runner)
+        model = ModelConfig(model=target, **({} if timeout is None else {"timeout": timeout}))
+        start = Skill.from_file(skill)
+        typer.echo(f"eval: {len(tasks)} tasks; {deadline_line({'target': model.timeout})}",
+                   err=True)
+        result = evaluate(start, tasks, target=model, scorer=scorer_spec, harness=runner)
     except _user_errors() as exc:
         _fail(exc)
     if as_json:

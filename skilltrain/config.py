@@ -1,7 +1,10 @@
 """TrainConfig: every setting of a run, validated with field-level errors, loadable from YAML.
 
 Secrets never live here in clear: a role names the environment variable that holds its key
-(`api_key_env`); a key given inline is kept as a SecretStr and redacted when the config is saved.
+(`api_key_env`); a key given inline is kept as a SecretStr and redacted when the config is saved,
+and so are credentials inside `base_url` (userinfo, `?key=`-like parameters) and `extra_body`
+values under key/token/secret/authorization-like names (redaction.py). A resume cannot read them
+back from the run folder, so redaction.missing_secrets names what must be supplied again.
 """
 
 from __future__ import annotations
@@ -21,9 +24,16 @@ from pydantic import (
     model_validator,
 )
 
+from skilltrain.redaction import REDACTED, ROLES, redact_tree, redact_url, sensitive_name
+
 
 class ConfigError(ValueError):
-    """A config value that cannot be used; the message names the key and what was expected."""
+    """A config value that cannot be used; the message names the key and what was expected.
+    `key` is the dotted setting at fault when known, so the CLI can name the flag that set it."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class _Strict(BaseModel):
@@ -106,6 +116,9 @@ class TrainingConfig(_Strict):
                          "batch; only the best one is gated")
     demonstrations: bool = Field(default=True, description="propose a worked-examples block "
                                  "of train items with their references as a candidate")
+    answer_form: bool = Field(default=True, description="when most failing answers hold the "
+                              "correct answer inside other text, propose an answer-format "
+                              "instruction as a candidate")
     max_examples: int = Field(default=8, ge=1)
     examples_chars: int = Field(default=2400, ge=200, description="size bound of the block")
     adapt: bool = Field(default=True, description="narrow edit operations when the optimizer's "
@@ -134,6 +147,29 @@ class GateConfig(_Strict):
     metric: Literal["hard", "soft", "mix"] = "hard"
     soft_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, rule: str) -> str:
+        """Checked with the config, not when the run opens: before any file or model call."""
+        from skilltrain.gate import GATE_NAMES
+
+        if rule != "default" and rule not in GATE_NAMES:
+            raise ValueError(f"unknown gate; expected default, {', '.join(GATE_NAMES)}")
+        return rule
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from skilltrain.gate import DEFAULT_GATE, make_gate
+
+        rule = info.data.get("rule")
+        if rule is not None:  # else the rule's own error is the one reported
+            try:
+                make_gate(DEFAULT_GATE if rule == "default" else rule, **options)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(str(exc)) from None
+        return options
 
 
 class BudgetConfig(_Strict):
@@ -218,23 +254,29 @@ class TrainConfig(_Strict):
         return value
 
     def redacted(self) -> dict[str, Any]:
-        """The config as saved in the run folder: inline keys are replaced by a marker."""
+        """The config as saved in the run folder: every credential is replaced by a marker
+        (inline keys, credentials in base_url, sensitive extra_body values)."""
         data = self.model_dump(mode="json")
-        for role in ("target", "optimizer"):
-            if data[role].get("api_key"):
-                data[role]["api_key"] = "***redacted***"
+        for role in ROLES:
+            section = data[role]
+            if section.get("api_key"):
+                section["api_key"] = REDACTED
+            if section.get("base_url"):
+                section["base_url"] = redact_url(section["base_url"])
+            section["extra_body"] = redact_tree(section["extra_body"], False)
         return data
 
 
 def _explain(exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
-    msg = err.get("msg", "invalid value")
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     if err.get("type") == "extra_forbidden":
         msg = "unknown key"
     got = err.get("input")
+    hidden = any(sensitive_name(str(p)) or p == "base_url" for p in err.get("loc", ()))
     shown = "" if err.get("type") in ("extra_forbidden", "missing") or isinstance(got, dict) \
-        else f", got {got!r}"
+        or hidden else f", got {got!r}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: {where}: {msg}{shown}{more}"
 
@@ -243,7 +285,8 @@ def parse_config(data: dict[str, Any], source: str = "config") -> TrainConfig:
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, source)) from None
+        key = ".".join(str(p) for p in exc.errors()[0].get("loc", ()))
+        raise ConfigError(_explain(exc, source), key or None) from None
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -252,6 +295,10 @@ def load_config(path: str | Path) -> TrainConfig:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text; expected a YAML config") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -282,6 +329,15 @@ def merge_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
         if isinstance(key, SecretStr):
             data[role]["api_key"] = key.get_secret_value()
     return parse_config(data, source)
+
+
+def use_key_env(config: TrainConfig, role: str, var: str) -> TrainConfig:
+    """How a resume gets back a key config.yaml keeps redacted: `role` reads env var `var`."""
+    if role not in ROLES or not var:
+        raise ConfigError(f"--api-key-env {role}={var}: expected [ROLE=]VAR, ROLE target or "
+                          "optimizer, VAR an environment variable name")
+    section = getattr(config, role).model_copy(update={"api_key": None, "api_key_env": var})
+    return config.model_copy(update={role: section})
 
 
 def dump_config(config: TrainConfig) -> str:

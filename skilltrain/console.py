@@ -7,11 +7,23 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
 def _fmt(x: Any) -> str:
     return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+
+def _literal(event: dict) -> dict:
+    """The event with its text values escaped for rich: a model name, a path or a reason may
+    hold `[...]`, which rich would read as markup and silently drop from the line."""
+    def one(value: Any) -> Any:
+        if isinstance(value, str):
+            return escape(value)
+        return [one(v) for v in value] if isinstance(value, list) else value
+
+    return {k: one(v) for k, v in event.items()}
 
 
 class Progress:
@@ -25,7 +37,7 @@ class Progress:
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
-        line = self._line(kind, event)
+        line = self._line(kind, _literal(event))
         if line and (not self.quiet or kind in ("start", "estimate", "baseline", "step_end", "end",
                                                 "budget_stop")):
             self.console.print(line)
@@ -99,9 +111,10 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
                   f"{summary['infra_failures']['total']}; cost ${summary['cost_usd']:.4f}; "
                   f"wall {summary['wall_s']:.0f}s")
     if summary.get("stopped"):
-        console.print(f"stopped early: {summary['stopped']}")
-    # never wrapped: the path is what a user copies
-    console.print(f"best skill: {summary['best_skill']}", soft_wrap=True, highlight=False)
+        console.print(f"stopped early: {summary['stopped']}", markup=False)
+    # never wrapped: the path is what a user copies; no markup: a path may hold brackets
+    console.print(f"best skill: {summary['best_skill']}", soft_wrap=True, highlight=False,
+                  markup=False)
 
 
 class LiveProgress:

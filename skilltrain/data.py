@@ -58,15 +58,9 @@ def _rows(path: Path) -> Iterable[tuple[int, Any]]:
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                yield n, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+            yield n, _json(line, f"{path}:{n}")
     elif suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        data = _json(text, str(path), whole_file=True)
         if isinstance(data, dict) and isinstance(data.get("tasks"), list):
             data = data["tasks"]
         if not isinstance(data, list):
@@ -75,10 +69,28 @@ def _rows(path: Path) -> Iterable[tuple[int, Any]]:
             yield n, row
     elif suffix == ".csv":
         reader = csv.DictReader(text.splitlines())
-        for row in reader:
-            yield reader.line_num, row
+        try:
+            for row in reader:
+                if None in row:  # more cells than the header names: a shifted row
+                    raise DataError(f"{path}:{reader.line_num}: more cells than the header's "
+                                    f"{len(reader.fieldnames or [])} columns")
+                yield reader.line_num, row
+        except csv.Error as exc:
+            raise DataError(f"{path}:{reader.line_num + 1}: not valid CSV ({exc})") from None
     else:
         raise DataError(f"{path}: unsupported file type {suffix!r}; expected .jsonl, .json or .csv")
+
+
+def _json(text: str, where: str, whole_file: bool = False) -> Any:
+    """Parse JSON; every way it can fail (syntax, nesting too deep for the parser, a number
+    too long to convert) is a DataError naming `where`, plus the line in a whole file."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        line = f":{exc.lineno}" if whole_file else ""
+        raise DataError(f"{where}{line}: invalid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{where}: invalid JSON ({type(exc).__name__}: {exc})") from None
 
 
 def _task_from_row(row: Any, where: str, fields: FieldMap, index: int) -> Task:

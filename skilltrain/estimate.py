@@ -29,7 +29,7 @@ def estimate(cfg: TrainConfig, splits: Splits, skill: Skill, meter: Meter) -> di
     analysts = math.ceil(batch / t.minibatch_size) + (1 if t.analyse_successes else 0)
     merges = max(0, analysts - 1)
     # screening: the merged candidate, one per rule proposal, examples, and their combination,
-    # each on at most 30 batch items
+    # each on at most 30 batch items (the answer-form candidate comes at most once a run)
     candidates = 1 + t.proposals + (2 if t.demonstrations else 0)
     screened = candidates * min(batch, 30) if t.screen else 0
     rollouts = (n_val + steps * (batch + screened + n_val) + 3 * n_test

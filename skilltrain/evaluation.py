@@ -2,21 +2,38 @@
 
 This is the forward pass (stage 1) and the `evaluate` callable the gate uses: both go through
 the same cache, so no (skill, task, sample) is ever run twice, and a resumed run pays nothing
-twice. Infrastructure failures come back as rollouts with `error` set and no score.
+twice. Infrastructure failures come back as rollouts with `error` set and no score; a first
+measurement in which nothing at all could be scored raises NothingScored instead of reporting
+a score of None.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from skilltrain.data import Task
-from skilltrain.models.base import ModelError
+from skilltrain.models.base import InfrastructureFailure, ModelError
 from skilltrain.models.client import RoleClient
 from skilltrain.records import Rollout
 from skilltrain.scoring import Scorer, ScorerError, score_rollout
 from skilltrain.skill import Skill
+
+
+class NothingScored(InfrastructureFailure):
+    """Every item of an evaluation failed on infrastructure and nothing had been scored before:
+    a mean of nothing is not a result. Before this, `eval` printed "score None on 0 tasks" and
+    `train` went on to "train" against a validation score of nothing, both exiting 0."""
+
+    def __init__(self, rollouts: Sequence[Rollout]):
+        kinds = Counter(r.error_kind or "no score" for r in rollouts)
+        first = next((r.error for r in rollouts if r.error), "") or ""
+        shown = ", ".join(f"{kind} {n}" for kind, n in kinds.most_common())
+        super().__init__(f"nothing could be scored: all {len(rollouts)} items failed "
+                         f"({shown}); first error: {' '.join(first.split())[:200]}")
+        self.kinds = dict(kinds)
 
 
 class Harness(Protocol):
@@ -45,11 +62,13 @@ class Evaluator:
         self.judge_retries = judge_retries
         self.new_rollouts = 0
         self.infra_failures = 0
+        self.scored = 0  # rollouts with a score this evaluator has handed out, cached or new
         self.on_progress: Callable[[int, int], None] | None = None  # (done, total) of new work
 
     async def _one(self, skill: Skill, task: Task, sample: int) -> Rollout:
         cached = self.cache.get(skill.hash, task.id, sample)
         if cached is not None:
+            self.scored += cached.ok
             return cached
         rollout = await self.harness.run(skill, task, self.client, sample)
         self.new_rollouts += 1
@@ -64,6 +83,7 @@ class Evaluator:
                 rollout.error, rollout.error_kind = f"scorer: {exc.message}", exc.kind
         if rollout.error is not None:
             self.infra_failures += 1
+        self.scored += rollout.ok
         self.cache.put(rollout)
         return rollout
 
@@ -94,8 +114,16 @@ class Evaluator:
         return {r.task_id: self.value(r) for r in done}
 
     async def mean(self, skill: Skill, tasks: Sequence[Task]) -> dict:
-        """Mean score over the items that did not fail, with a per-task-type breakdown."""
+        """Mean score over the items that did not fail, with a per-task-type breakdown.
+
+        Raises NothingScored when there were items, none could be scored, and this evaluator
+        has never scored anything: that is the first measurement (a run's baseline, an `eval`)
+        and the endpoint or harness is producing no results at all. A later mean with nothing
+        scored (e.g. the end-of-run evaluation after an outage) is reported with n = 0, so the
+        run's summary is still written."""
         done = await self.rollouts(skill, tasks)
+        if done and not self.scored:
+            raise NothingScored(done)
         by_type: dict[str, list[float]] = {}
         values: list[float] = []
         for task, r in zip(tasks, done):

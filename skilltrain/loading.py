@@ -18,6 +18,9 @@ def load_callable(spec: str, what: str, error: type[Exception] = ValueError
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise error(f"{what} {spec!r}: cannot import module {module_name!r} ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module failed while it was imported
+        raise error(f"{what} {spec!r}: importing {module_name!r} raised "
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise error(f"{what} {spec!r}: {module_name} has no function {attr!r}")

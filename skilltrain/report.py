@@ -26,8 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skilltrain.run_files import (
+    read_events,
+    read_json,
+    read_text,
+    state_shape,
+    step_file_shape,
+    summary_shape,
+)
 from skilltrain.skill import Skill
-from skilltrain.store import atomic_write, read_events
+from skilltrain.store import atomic_write
 
 OUTCOME_COLOURS = {"accepted": "#1a9850", "rejected": "#d73027", "skipped": "#9e9e9e",
                    "forced": "#f28e2b"}
@@ -55,11 +63,10 @@ class RunData:
         return next((e for e in self.events if e.get("event") == "start"), {})
 
     def step_file(self, step_id: str, name: str) -> dict | None:
-        return _read_json(self.root / "steps" / step_id / name)
+        return read_json(self.root / "steps" / step_id / name, step_file_shape(name))
 
     def skill_text(self, number: int) -> str | None:
-        p = self.root / "skills" / f"v{number:04d}.md"
-        return p.read_text(encoding="utf-8") if p.is_file() else None
+        return read_text(self.root / "skills" / f"v{number:04d}.md")
 
     def skill_tokens(self) -> dict:
         """Initial and best skill size; before summary.json exists, measured from skills/."""
@@ -95,27 +102,18 @@ class RunData:
                 for r in rows if isinstance(r, list) and len(r) == 3 and isinstance(r[2], dict)}
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file, or None when it is absent or cut short (a reader must never crash on it)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-
 def load_run(run_dir: Path) -> RunData:
-    """Read a run folder. Raises FileNotFoundError only when it is not a run folder at all."""
+    """Read a run folder: FileNotFoundError when it is not one at all, RunFileError (one line
+    naming the file and field) when a file in it is not what a run writes."""
     root = Path(run_dir)
     markers = ("config.yaml", "events.jsonl", "state.json", "summary.json")
     if not root.is_dir() or not any((root / m).exists() for m in markers):
         raise FileNotFoundError(f"{root}: not a run folder (no config.yaml, events.jsonl, "
                                 "state.json or summary.json)")
-    data = RunData(root=root, summary=_read_json(root / "summary.json"),
-                   state=_read_json(root / "state.json"),
-                   events=read_events(root / "events.jsonl"))
-    if (root / "config.yaml").is_file():
-        data.config_text = (root / "config.yaml").read_text(encoding="utf-8")
+    data = RunData(root=root, summary=read_json(root / "summary.json", summary_shape()),
+                   state=read_json(root / "state.json", state_shape()),
+                   events=read_events(root / "events.jsonl"),
+                   config_text=read_text(root / "config.yaml"))
     if data.state is not None:
         data.history = [r for r in data.state.get("history") or [] if isinstance(r, dict)]
         data.versions = list(data.state.get("versions") or [])
@@ -648,10 +646,10 @@ def _steps_table(data: RunData) -> str:
 
 def _appendix(data: RunData) -> str:
     parts = []
-    best = data.root / "best_skill.md"
-    if best.is_file():
+    best = read_text(data.root / "best_skill.md")
+    if best is not None:
         parts.append(f'<details><summary>Best skill (best_skill.md)</summary>'
-                     f'<pre>{esc(best.read_text(encoding="utf-8"))}</pre></details>')
+                     f'<pre>{esc(best)}</pre></details>')
     if data.config_text:
         parts.append(f'<details><summary>Run configuration (config.yaml)</summary>'
                      f'<pre>{esc(data.config_text)}</pre></details>')

@@ -263,6 +263,8 @@ def build_summary(run: RunContext, val: dict, test: dict) -> dict:
                                            "cost_usd")}
                   for role, u in usage["roles"].items()},
         "usage_by_stage": usage["stages"],
+        "usage_trusted": usage["warning"] is None,  # False: counted from a checkpoint
+        "usage_warning": usage["warning"],
         "cost_usd": usage["cost_usd"],
         "billed_cost_usd": usage["billed_cost_usd"],
         "infra_failures": {"total": sum(usage["infra_failures"].values()),

@@ -1,30 +1,46 @@
 """Opening a run: where tasks, skill and scorer come from, the run folder, the models and
-servers, and the baseline evaluation, so that run.py holds only what a running run knows."""
+servers, and the baseline evaluation, so that run.py holds only what a running run knows.
+
+An existing run folder is resumed only under the settings it was started with (settings that
+only say how to reach a model or when to stop may change, and config.yaml is updated to say so),
+and only with real credentials: config.yaml keeps secrets redacted, so a resume that cannot get
+them back fails before any model call instead of sending the marker.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skilltrain.config import ConfigError, TrainConfig, dump_config
+from skilltrain.config import (
+    ROLES,
+    ConfigError,
+    TrainConfig,
+    dump_config,
+    load_config,
+)
 from skilltrain.data import FieldMap, Splits, Task, load_tasks, split_tasks, tasks_from_objects
 from skilltrain.estimate import estimate
 from skilltrain.evaluation import Evaluator
 from skilltrain.gate import DEFAULT_GATE, make_gate
 from skilltrain.harness import make_harness
+from skilltrain.models.base import ChatModel, Completion, ModelError
 from skilltrain.models.cache import ResponseCache
 from skilltrain.models.client import CallSettings, RoleClient
 from skilltrain.models.meter import Limits, Meter
 from skilltrain.optim.memory import RejectedBuffer
+from skilltrain.redaction import missing_secrets, secret_values
 from skilltrain.run import RunContext, Version
 from skilltrain.scoring import make_scorer
 from skilltrain.skill import Skill, SkillError
-from skilltrain.store import RunStore
+from skilltrain.store import RunStore, Scrubber
 
 if TYPE_CHECKING:
     from skilltrain.trainer import Trainer
@@ -100,22 +116,104 @@ def default_out(trainer: Trainer) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+# Settings that say how to reach a model, what it costs or when to stop, not what is computed:
+# a resume may change these (config.yaml is rewritten); any other change is refused.
+NEUTRAL = ("out", "cache", "budget", "prices", *(f"{r}.{k}" for r in ROLES for k in (
+    "base_url", "api_key", "api_key_env", "timeout", "concurrency", "retries", "retry_backoff")))
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested mapping; an empty mapping is a value of its own."""
+    if isinstance(node, dict) and node:
+        return {k: v for key, value in node.items()
+                for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): node}
+
+
+def changed_settings(cfg: TrainConfig, root: Path) -> list[str]:
+    """The settings in which `cfg` differs from the run already in `root` (none for a new
+    folder). A difference that changes results raises: resuming under it would mix two runs
+    while config.yaml named only one; what remains are NEUTRAL keys a resume may change."""
+    if not (root / "config.yaml").is_file():
+        return []
+    saved, now = _flat(load_config(root / "config.yaml").redacted()), _flat(cfg.redacted())
+    differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k, ...) != now.get(k, ...))
+    neutral = [k for k in differ if any(k == p or k.startswith(p + ".") for p in NEUTRAL)]
+    refused = [k for k in differ if k not in neutral]
+    if refused:
+        shown = ", ".join(refused[:6]) + (f" and {len(refused) - 6} more" if refused[6:] else "")
+        raise ConfigError(
+            f"{root}: an existing run whose config.yaml differs in {shown}, which change results; "
+            f"run `skilltrain resume {root}` to continue it with its saved settings, or give a "
+            "new --out to train with these")
+    return neutral
+
+
+def check_credentials(cfg: TrainConfig, roles: tuple[str, ...], root: Path) -> None:
+    """Every credential the opened roles need is at hand, before anything is written or sent."""
+    missing = missing_secrets(cfg, roles)
+    if missing:
+        who = " and ".join(dict.fromkeys(m.split(".")[0] for m in missing))
+        how = ("resume with --api-key-env ROLE=VAR (VAR: an environment variable holding the "
+               "key), set ROLE.api_key_env in config.yaml, or "
+               if all(m.endswith(".api_key") for m in missing) else "")
+        raise ConfigError(f"{', '.join(missing)}: {root}/config.yaml keeps only a redacted "
+                          f"placeholder for the {who} credential{'s' * (len(missing) > 1)} "
+                          f"(secrets are never saved in the run folder); {how}rerun "
+                          f"`skilltrain train` with your original config and --out {root}")
+    for role in roles:
+        var = getattr(cfg, role).api_key_env
+        if var and not os.environ.get(var):
+            raise ConfigError(f"{role}.api_key_env: environment variable {var} is not set")
+
+
+class ScrubbedModel:
+    """A ChatModel whose error texts carry none of the run's secrets: endpoints echo keys back
+    in error bodies, and those texts end in rollouts, analyst records, events and the console."""
+
+    def __init__(self, model: ChatModel, scrub: Scrubber):
+        self.inner, self.name, self._scrub = model, model.name, scrub
+
+    async def complete(self, request: dict[str, Any]) -> Completion:
+        try:
+            return await self.inner.complete(request)
+        except ModelError as exc:  # scrubbed in place: its type and attributes stay
+            exc.message = self._scrub(exc.message)
+            exc.args = tuple(self._scrub(a) if isinstance(a, str) else a for a in exc.args)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 @asynccontextmanager
 async def open_run(trainer: Trainer, tasks: Iterable[Task | dict] | None,
                    skill: Skill | str | None) -> AsyncIterator[RunContext]:
     cfg = trainer.config
-    splits, start, scorer = resolve_inputs(trainer, tasks, skill)
     root = Path(cfg.out) if cfg.out else default_out(trainer)
+    changed = changed_settings(cfg, root)
+    check_credentials(cfg, tuple(r for r in ROLES if getattr(trainer, r) is None
+                                 and not getattr(cfg, r).model.startswith("local:")), root)
+    splits, start, scorer = resolve_inputs(trainer, tasks, skill)
     fresh = not root.exists()
-    store = RunStore(root)
+    store = RunStore(root, secret_values(cfg, os.environ))
+    try:
+        meter = Meter(prices={**cfg.prices}, limits=Limits(**cfg.budget.model_dump()),
+                      ledger=store.db)
+    except sqlite3.DatabaseError as exc:
+        store.close()
+        raise ConfigError(f"{store.db_path}: its call ledger is unreadable ({exc}); move the "
+                          "file away to resume without its caches") from None
     state = store.load_state()
-    if state is None:
+    if state is None or changed:
         store.write_text("config.yaml", dump_config(cfg))
+    if state is None:
         store.save_skill(0, start)
-    meter = Meter(prices={**cfg.prices}, limits=Limits(**cfg.budget.model_dump()),
-                  ledger=store.db)
     try:
         async with _run_context(trainer, store, state, splits, start, scorer, meter) as run:
+            if state is not None and changed:
+                run.emit("warning", message=f"resuming with changed {', '.join(changed)} "
+                         "(settings that do not change results; config.yaml updated)")
             yield run
     except BaseException:
         if fresh and state is None and not store.path("state.json").exists():
@@ -143,6 +241,8 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
             settings = CallSettings(temperature=mcfg.temperature, max_tokens=mcfg.max_tokens,
                                     seed=mcfg.seed, retries=mcfg.retries,
                                     backoff_s=mcfg.retry_backoff)
+            if store.scrub:
+                given = ScrubbedModel(given, store.scrub)
             return RoleClient(given, role, meter, cache=cache, settings=settings,
                               replay=trainer.replay)
 
@@ -166,6 +266,8 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
         if state is not None:
             run.restore(state)
             run.emit("resume", step=run.global_step, epoch=run.epoch + 1)
+            if meter.warning:
+                run.emit("warning", message=meter.warning)
         else:
             run.emit("start", out=str(root), train=len(splits.train), val=len(splits.val),
                      test=len(splits.test), target=target.model.name,

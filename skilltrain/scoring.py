@@ -8,6 +8,7 @@ Score, a bool, a number, or a dict with `hard`/`soft`/`feedback`.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import string
 from collections import Counter
@@ -197,20 +198,51 @@ def coerce_score(result: Any, label: str = "scorer") -> Score:
     if isinstance(result, bool):
         return Score(hard=float(result), soft=float(result), feedback="")
     if isinstance(result, (int, float)):
+        if not _unit(result):  # compared before float(): a huge int would overflow it
+            raise ScorerError(f"{label}: returned {_clip(result)}, expected a number in [0, 1]")
         value = float(result)
-        if not 0.0 <= value <= 1.0:
-            raise ScorerError(f"{label}: returned {value}, expected a number in [0, 1]")
         return Score(hard=value, soft=value, feedback="")
     if isinstance(result, dict) and "hard" in result:
-        try:
-            return Score(hard=float(result["hard"]),
-                         soft=float(result.get("soft", result["hard"])),
-                         feedback=str(result.get("feedback", "")))
-        except (TypeError, ValueError):
-            raise ScorerError(f"{label}: returned {result!r}; 'hard' and 'soft' must be "
-                              "numbers in [0, 1]") from None
+        hard, soft = result["hard"], result.get("soft", result["hard"])
+        if not all(_unit(v) for v in (hard, soft)):
+            raise ScorerError(f"{label}: returned {_clip(repr(result))}; 'hard' and 'soft' "
+                              "must be numbers in [0, 1]")
+        return Score(hard=float(hard), soft=float(soft),
+                     feedback=str(result.get("feedback", "")))
     raise ScorerError(f"{label}: returned {type(result).__name__}; expected Score, bool, "
                       "a number in [0, 1] or a dict with 'hard'")
+
+
+def _unit(value: Any) -> bool:
+    """A number in [0, 1]; NaN and infinities fail the comparison."""
+    return isinstance(value, (int, float)) and 0 <= value <= 1
+
+
+def check_scorer(scorer: Scorer, task: Task) -> None:
+    """Score `task` with its own reference as the answer, before any model call: a user scorer
+    that raises, or returns what is not a score, would otherwise surface only after the paid
+    rollouts of a whole batch. Only the shape is checked (a reference need not score 1, e.g.
+    a regex), and an awaitable result is not awaited: a judge would call a model."""
+    label = getattr(scorer, "label", None) or type(scorer).__name__
+    answer = task.answer if isinstance(task.answer, str) else json.dumps(
+        task.answer, ensure_ascii=False, default=str)
+    probe = Rollout(task_id=task.id, skill_hash="check", answer=answer)
+    if any(inspect.iscoroutinefunction(f) for f in (getattr(scorer, "fn", None), scorer.score)):
+        return
+    try:
+        result = scorer.score(task, probe)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            return
+        coerce_score(result, f"scorer {label!r}")
+    except ScorerError as exc:
+        raise ScorerError(f"{exc} (checked on task {task.id!r} with its reference as the "
+                          "answer)") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of user code is reported, in one line
+        raise ScorerError(f"scorer {label!r} raised {type(exc).__name__}: "
+                          f"{_clip(' '.join(str(exc).split()), 200)} on task {task.id!r} with "
+                          "its reference as the answer") from None
 
 
 BUILTIN: dict[str, type] = {

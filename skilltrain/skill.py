@@ -31,6 +31,7 @@ _REGION_RE = re.compile(
     r"<!-- skilltrain:begin (?P<name>[a-z0-9-]+) -->.*?<!-- skilltrain:end (?P=name) -->",
     re.DOTALL,
 )
+_MARKER_RE = re.compile(r"<!-- skilltrain:(?P<kind>begin|end) (?P<name>[a-z0-9-]+) -->")
 
 MARKER = "<!-- skilltrain:"
 SLOW_UPDATE_REGION = "slow-update"
@@ -38,7 +39,12 @@ APPENDIX_REGION = "appendix"
 
 
 class SkillError(ValueError):
-    """A skill document that cannot be used as written."""
+    """A skill document that cannot be used as written. `line` (1-based) is where, when one
+    line is at fault, so a message about a file can name `path:line`."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line else message)
+        self.reason, self.line = message, line
 
 
 class EditStatus(str, Enum):
@@ -92,6 +98,34 @@ class EditResult:
         return {**self.edit.model_dump(), "status": self.status.value, "matched": self.matched}
 
 
+def _check_markers(text: str) -> None:
+    """Every protected-region marker must pair up, in order and unnested: an unpaired marker
+    matches no region, so the text a user meant to protect would be open to every edit."""
+    open_name, open_line = None, 0
+    for at in (m.start() for m in re.finditer(re.escape(MARKER), text)):
+        line = text.count("\n", 0, at) + 1
+        m = _MARKER_RE.match(text, at)
+        if m is None:
+            raise SkillError("malformed protected-region marker; expected "
+                             "'<!-- skilltrain:begin NAME -->' or '<!-- skilltrain:end NAME -->'"
+                             " with NAME of a-z, 0-9 and '-'", line)
+        kind, name = m.group("kind"), m.group("name")
+        if kind == "begin" and open_name is not None:
+            raise SkillError(f"protected region {name!r} begins inside region {open_name!r} "
+                             f"(begun on line {open_line}); regions cannot nest", line)
+        if kind == "begin":
+            open_name, open_line = name, line
+        elif open_name is None:
+            raise SkillError(f"protected region {name!r} ends here but never begins", line)
+        elif name != open_name:
+            raise SkillError(f"end of region {name!r} while region {open_name!r} (begun on "
+                             f"line {open_line}) is open", line)
+        else:
+            open_name = None
+    if open_name is not None:
+        raise SkillError(f"protected region {open_name!r} begins here but never ends", open_line)
+
+
 def _short(text: str, n: int = 60) -> str:
     one = " ".join(text.split())
     return one if len(one) <= n else one[: n - 3] + "..."
@@ -110,11 +144,16 @@ class Skill:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise SkillError(f"{p}: cannot read skill file ({exc.strerror})") from exc
+        except UnicodeDecodeError:
+            raise SkillError(f"{p}: not a text file (expected UTF-8 Markdown)") from None
+        if "\x00" in text:
+            raise SkillError(f"{p}: a binary file (NUL bytes); expected UTF-8 Markdown")
         skill = cls(text)
         try:
             skill.validate()
         except SkillError as exc:
-            raise SkillError(f"{p}: {exc}") from None
+            where = f"{p}:{exc.line}" if exc.line else str(p)
+            raise SkillError(f"{where}: {exc.reason}") from None
         return skill
 
     # -- identity and size -------------------------------------------------
@@ -164,16 +203,18 @@ class Skill:
     def validate(self) -> None:
         data, _ = self._front()
         if "name" in data and not (
-            isinstance(data["name"], str) and NAME_RE.match(data["name"])
+            isinstance(data["name"], str) and NAME_RE.fullmatch(data["name"])
+            and "--" not in data["name"]
         ):
             raise SkillError(
-                "front matter 'name': expected 1-64 characters of a-z, 0-9 and '-', "
-                f"got {data['name']!r}"
+                "front matter 'name': expected 1-64 characters of a-z, 0-9 and single '-' "
+                f"(not first or last), got {data['name']!r}"
             )
         desc = data.get("description")
         if desc is not None and (not isinstance(desc, str) or len(desc) > MAX_DESCRIPTION):
             raise SkillError(f"front matter 'description': expected a string of at most "
                              f"{MAX_DESCRIPTION} characters")
+        _check_markers(self.text)
         names = [m.group("name") for m in _REGION_RE.finditer(self.text)]
         if len(names) != len(set(names)):
             raise SkillError("a protected region name appears twice")

@@ -11,6 +11,9 @@ Layout:
     state.json           the checkpoint a resume starts from
 
 Files are written to a temporary name and renamed into place, so a reader never sees half a file.
+The folder holds every prompt and reply, so it is private: directories 0700, files 0600 (the
+SQLite -wal/-shm files inherit the database's mode). Every known secret is scrubbed from what is
+written, because endpoints echo keys back in their error texts.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from skilltrain.config import ConfigError
 from skilltrain.files import atomic_write
 from skilltrain.records import Rollout, Score
+from skilltrain.redaction import REDACTED
 from skilltrain.skill import Skill
 
 
@@ -40,6 +47,34 @@ def read_events(path: Path) -> list[dict]:
     return out
 
 
+FILE_MODE, DIR_MODE = 0o600, 0o700
+SHORTEST_SECRET = 8  # shorter strings are no issued key and would match ordinary text
+
+
+class Scrubber:
+    """Replaces every known secret (and its JSON-escaped form) with the redaction marker."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        found = {s for s in secrets if len(s) >= SHORTEST_SECRET}
+        found |= {json.dumps(s)[1:-1] for s in found}
+        self._secrets = sorted(found, key=len, reverse=True)  # longest first: no partial leak
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def private(path: Path) -> None:
+    """chmod a run-folder entry to its private mode, whatever the umask made of it."""
+    if path.exists() and not path.is_symlink():
+        os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
+
+
 class ScoreCache:
     """(skill hash, task id, sample) -> scored rollout. A skill is never scored twice on an item.
 
@@ -47,8 +82,9 @@ class ScoreCache:
     request (or a resumed run) tries again.
     """
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, scrub: Scrubber | None = None):
         self._db = db
+        self._scrub = scrub or Scrubber()
         db.execute(
             "CREATE TABLE IF NOT EXISTS scores (skill_hash TEXT, task_id TEXT, sample INTEGER, "
             "hard REAL, soft REAL, rollout TEXT, PRIMARY KEY (skill_hash, task_id, sample))"
@@ -68,7 +104,7 @@ class ScoreCache:
         self._db.execute(
             "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?)",
             (rollout.skill_hash, rollout.task_id, rollout.sample, score.hard, score.soft,
-             rollout.model_dump_json()),
+             self._scrub(rollout.model_dump_json())),
         )
 
     def count(self, skill_hash: str | None = None) -> int:
@@ -79,13 +115,53 @@ class ScoreCache:
 
 
 class RunStore:
-    def __init__(self, root: str | Path):
+    """The run folder. `secrets` are scrubbed from everything written through it."""
+
+    def __init__(self, root: str | Path, secrets: Iterable[str] = ()):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.scrub = Scrubber(secrets)
+        was_run = (self.root / "config.yaml").is_file()
+        if not self.root.is_dir():
+            self.root.mkdir(parents=True, mode=DIR_MODE)
+            was_run = True  # ours: private like the rest
+        if was_run:
+            self._tighten()
         self.db_path = self.root / "run.sqlite"
+        if not self.db_path.exists():  # created 0600 so that -wal and -shm are too
+            os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         self.db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.scores = ScoreCache(self.db)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.scores = ScoreCache(self.db, self.scrub)
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ConfigError(f"{self.db_path}: not a readable SQLite database ({exc}); move it "
+                              "away to resume without its caches") from None
+        self._tighten_db()
+
+    def _tighten(self) -> None:
+        """An existing run folder (perhaps written before files were private) is made private:
+        only the folder itself and what is under it, never the folders above."""
+        private(self.root)
+        for base, dirs, files in os.walk(self.root):
+            for name in dirs + files:
+                private(Path(base) / name)
+
+    def _tighten_db(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            p = self.db_path.with_name(self.db_path.name + suffix)
+            if p.exists() and stat.S_IMODE(p.stat().st_mode) != FILE_MODE:
+                private(p)
+
+    def _mkdirs(self, path: Path) -> None:
+        """Create the folders between the root and `path` private (mkdir's mode obeys umask)."""
+        missing = []
+        while path != self.root and not path.exists():
+            missing.append(path)
+            path = path.parent
+        for p in reversed(missing):
+            p.mkdir(mode=DIR_MODE, exist_ok=True)
+            private(p)
 
     # -- plain files -------------------------------------------------------
     def path(self, rel: str) -> Path:
@@ -93,7 +169,8 @@ class RunStore:
 
     def write_text(self, rel: str, text: str) -> Path:
         p = self.path(rel)
-        atomic_write(p, text)
+        self._mkdirs(p.parent)
+        atomic_write(p, self.scrub(text))  # mkstemp: created 0600
         return p
 
     def write_json(self, rel: str, data: Any) -> Path:
@@ -108,12 +185,17 @@ class RunStore:
                                             for r in rows))
 
     def event(self, kind: str, **data: Any) -> dict:
+        """Append one event; the record returned (what callbacks show) is the scrubbed one."""
         record = {"time": round(time.time(), 3), "event": kind, **data}
-        with open(self.path("events.jsonl"), "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        clean = self.scrub(line)
+        fd = os.open(self.path("events.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fd, FILE_MODE)
+            fh.write(clean + "\n")
             fh.flush()
-            os.fsync(fh.fileno())
-        return record
+            os.fsync(fd)
+        return record if clean == line else json.loads(clean)
 
     def events(self) -> list[dict]:
         return read_events(self.path("events.jsonl"))
@@ -135,3 +217,4 @@ class RunStore:
 
     def close(self) -> None:
         self.db.close()
+        self._tighten_db()

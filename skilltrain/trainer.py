@@ -15,6 +15,7 @@ from typing import Any
 from skilltrain.config import TrainConfig, merge_overrides, parse_config
 from skilltrain.data import Task, epoch_batches
 from skilltrain.models.base import ChatModel, ModelError
+from skilltrain.models.breaker import EndpointDown
 from skilltrain.models.meter import BudgetExceeded
 from skilltrain.optim import slow
 from skilltrain.optim.checks import repetitive
@@ -62,17 +63,31 @@ class Trainer:
 
     async def afit(self, tasks: Iterable[Task | dict] | None = None,
                    skill: Skill | str | None = None) -> Trainer:
+        """Raises NothingScored when the baseline scores nothing, EndpointDown when an endpoint
+        never answers; an endpoint that stops answering mid-run ends the run like a budget
+        stop (summary written, checkpointed) and then raises EndpointDown with a resume hint,
+        so a caller cannot mistake the cut-short run for a finished one."""
+        down: EndpointDown | None = None
         async with open_run(self, tasks, skill) as run:
             try:
                 await self._train(run)
             except BudgetExceeded as exc:
                 run.stopped = str(exc)
                 run.emit("budget_stop", reason=str(exc))
+            except EndpointDown as exc:
+                if not exc.answered:
+                    raise
+                down, run.stopped = exc, str(exc)
+                run.emit("endpoint_stop", role=exc.role, reason=str(exc))
             await run.finish()
             self.best_skill_ = run.best.skill
             self.final_skill_ = run.incumbent.skill
             self.summary_ = run.summary
             self.run_dir_ = run.store.root
+        if down is not None:
+            down.note = (f"stopped after step {run.global_step}, checkpointed; "
+                         f"`skilltrain resume {self.run_dir_}` continues the run")
+            raise down
         return self
 
     async def _train(self, run: RunContext) -> None:
@@ -120,7 +135,7 @@ class Trainer:
             proposed = await propose(                                          # 3-5. candidates
                 skill, reflection, run.optimizer, self._search_settings(budget),
                 train=run.splits.train, batch=batch, seed=self.config.seed,
-                failed=[t for t, r in zip(batch, rollouts) if r.ok and r.score.hard < 1])
+                failures=[(t, r) for t, r in zip(batch, rollouts) if r.ok and r.score.hard < 1])
             step.patch(proposed.merged, proposed.aggregator)
             step.selection(proposed.selection)
             step.update(proposed.merged_update)
@@ -148,7 +163,7 @@ class Trainer:
             budget=budget, mode=cfg.update_mode, group_size=cfg.merge_group,
             max_skill_tokens=cfg.max_skill_tokens,
             floor=cfg.lr_min if cfg.lr_schedule == "autonomous" else None,
-            demonstrations=cfg.demonstrations,
+            demonstrations=cfg.demonstrations, answer_form=cfg.answer_form,
             examples=ExampleBudget(cfg.max_examples, cfg.examples_chars),
             appendix_threshold=cfg.appendix_threshold, appendix_keep=cfg.appendix_keep)
 

@@ -24,11 +24,14 @@ def make_tasks(n: int = 24) -> list[dict]:
              "type": "even" if i % 2 == 0 else "odd"} for i in range(n)]
 
 
-def target_answer(system: str, question: str) -> str:
+FORM_HEADING = "## Answer format"
+
+
+def target_answer(system: str, question: str, follows_form: bool = False) -> str:
     a, b = (int(x) for x in re.findall(r"\d+", question)[:2])
     if HARMFUL_RULE in system:
         return f"The answer is number {a + b} in words."
-    if GOOD_RULE in system:
+    if GOOD_RULE in system or (follows_form and FORM_HEADING in system):
         return str(a + b)
     return f"The answer is {a + b}."
 
@@ -47,6 +50,7 @@ class Script:
     analyst_plan: list[str] = field(default_factory=lambda: ["harmful", "good"])
     requests: list[dict] = field(default_factory=list)
     analyst_calls: int = 0
+    follows_form: bool = False  # the target obeys an answer-format section as well
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def respond(self, request: dict[str, Any]) -> str:
@@ -58,7 +62,7 @@ class Script:
             if name is None:
                 system = next((m["content"] for m in request["messages"]
                                if m["role"] == "system"), "")
-                return target_answer(system, prompt)
+                return target_answer(system, prompt, self.follows_form)
             if name == "AnalystReply":
                 if "got right" in prompt:  # success analysts: nothing to add
                     return json.dumps({"patterns": "answers were bare numbers", "edits": []})

@@ -18,6 +18,7 @@ from skilltrain.optim.select import select_edits
 from skilltrain.skill import Edit
 
 PAPER = {"proposals": 0, "screen": False, "demonstrations": False,
+         "answer_form": False,
          "analyse_successes": True}  # the paper's loop
 
 START = ("---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n\n"

@@ -120,7 +120,7 @@ def run(tmp_path, plan, **train):
     model = FakeModel(script.respond)
     config = {"out": str(tmp_path / "run"), "scorer": "exact", "gate": {"rule": "strict"},
               "train": {"epochs": 1, "batch_size": 6, "lr": 1, "lr_min": 1,
-                        "demonstrations": False, **train}}
+                        "demonstrations": False, "answer_form": False, **train}}
     trainer = Trainer(config, target=model, optimizer=model).fit(make_tasks(24), Skill(START))
     return trainer, model
 

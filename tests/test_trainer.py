@@ -13,6 +13,7 @@ from skilltrain.models.fake import FakeModel
 from skilltrain.store import read_events
 
 PAPER = {"proposals": 0, "screen": False, "demonstrations": False,
+         "answer_form": False,
          "analyse_successes": True}  # the paper's loop
 
 START = "---\nname: adder\ndescription: answers sums\n---\n# Adding\nAdd the two numbers.\n"

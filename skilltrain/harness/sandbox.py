@@ -1,39 +1,43 @@
-"""A sandbox for model-written code: a child process in a fresh workspace, with limits.
+"""A sandbox for model-written code: a child process in a fresh workspace, with limits, behind
+a kernel-enforced boundary where the kernel lends one. `RunResult.isolation` records the mode.
 
-What it does, and why each part is there:
+Always, in every mode: a fresh workspace (`tempfile.mkdtemp`, the child's cwd, HOME and TMPDIR);
+an environment without the caller's secrets (PATH, HOME, TMPDIR, LANG and names listed on
+purpose, never a copy of `os.environ`); CPU, memory and file-size rlimits; a wall-clock timeout
+after which the whole process tree is killed (found through /proc parent links under a
+subreaping launcher, so `setsid` does not hide a process), bounded to about a second; and no
+process left behind after a clean exit either.
 
-- **A fresh workspace.** Each `Sandbox` owns a new `tempfile.mkdtemp` folder; the child runs with
-  it as its working directory, HOME and TMPDIR, so ordinary file use stays inside it.
-- **A wall-clock timeout that kills the whole process group.** The child starts in a new session
-  (`start_new_session=True`), so it and everything it spawns share one process group; on timeout
-  the group gets SIGKILL. The group is also killed after a normal exit, so no background process
-  outlives a run.
-- **CPU, memory and file-size limits** (`RLIMIT_CPU`, `RLIMIT_AS`, `RLIMIT_FSIZE`) set in the child
-  between fork and exec. `RLIMIT_NPROC` is not used: Linux counts it per user across the whole
-  machine (so a sensible value for one sandbox breaks a busy user's other work) and ignores it for
-  root; spawning is refused by the guard below instead.
-- **An environment without the caller's secrets.** The child gets a fresh environment (PATH, HOME,
-  TMPDIR, LANG and names the caller lists explicitly), never a copy of `os.environ`.
-- **No writes outside the workspace (Python only).** `run_python` starts the interpreter isolated
-  (`-I`: no PYTHON* variables, no user site) with a small guard, `_guard_main` below, installed
-  as an audit hook (PEP 578) before the model's code runs. The hook refuses opening a file for
-  writing, creating, removing, renaming, linking, truncating or changing the metadata of a path
-  that resolves (symlinks followed) outside the workspace; starting other programs; network
-  connections; and signals to processes outside the sandbox's group.
+`run_python`, mode **"namespaces"** (Linux with unprivileged user namespaces; chosen by default
+when they work, see isolation.py for the design): the kernel refuses every write outside the
+workspace (all mounts read-only; /tmp and /dev/shm private tmpfs), whatever API makes it; the code
+sees only its own processes (a pid namespace with a fresh /proc, so the caller's
+/proc/<pid>/environ is out of reach) and dies with them all when it exits or times out; it has no
+network unless `allow_network`; it runs as uid 1000 without capabilities (outside: the caller's
+uid, or `nobody` when the caller is root), the caller's home (and /run, unless networked) hidden;
+`execve` is refused by seccomp unless `allow_subprocess`. Not isolated: reads of files the
+sandbox uid may read elsewhere (an ordinary caller's own files outside its home), unix sockets
+outside /run, CPU time, memory and process count beyond the rlimits (no cgroups), side channels.
 
-What the guard does not guarantee: it is a fence against mistakes and careless code, not against
-an adversary. Code can leave Python's audited paths (ctypes calls into libc, `os.open` with a
-`dir_fd`, races between check and use); programs started when `allow_subprocess=True` are not
-guarded at all; reads outside the workspace are allowed (the interpreter needs its library).
-For hostile code, run the whole training run in a container or VM.
+`run_python`, mode **"guard"** (the fallback where namespaces are unavailable): the same limits,
+environment and tree kill, plus the in-process guard (guard.py: an audit hook and wrappers that
+refuse writes outside the workspace, other processes' /proc entries, spawning, network and
+outside signals; seccomp refuses execve). A fence against mistakes, not a wall: code calling
+libc through ctypes passes it. As root it runs as `nobody` when the interpreter is reachable so.
+
+`Sandbox.run`, mode **"none"**: external agent CLIs need the network and their own configuration,
+so they get only the workspace, the environment, the limits and the tree kill.
+For hostile code where namespaces are unavailable, run the whole training run in a container.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -43,16 +47,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Only the standard library is imported above: the child loads this file by path to run
-# `_guard_main` (importing the skilltrain package would slow every code run).
+from skilltrain.harness import guard, isolation
+from skilltrain.harness.isolation import Launch
+
+# The child loads guard.py or isolation.py by path and calls its `main` (importing the
+# skilltrain package would slow every code run); both import only the standard library.
 _BOOTSTRAP = (
     "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('_skilltrain_sandbox', sys.argv[1])\n"
+    "spec = importlib.util.spec_from_file_location('_skilltrain_child', sys.argv[1])\n"
     "mod = importlib.util.module_from_spec(spec)\n"
     "sys.modules[spec.name] = mod\n"
     "spec.loader.exec_module(mod)\n"
-    "mod._guard_main(sys.argv[2:])\n"
+    "mod.main(sys.argv[2:])\n"
 )
+_GUARD = str(Path(guard.__file__).resolve())
+_LAUNCHER = str(Path(isolation.__file__).resolve())
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _MB = 1024 * 1024
 
@@ -85,6 +94,7 @@ class RunResult:
     wall_s: float
     timed_out: bool = False
     limit: str | None = None
+    isolation: str = "none"  # "namespaces", "guard", "none" (or "unknown"): see the module doc
 
     @property
     def ok(self) -> bool:
@@ -141,32 +151,16 @@ def safe_env(home: str | os.PathLike[str], *, passthrough: Iterable[str] = (),
     return env
 
 
-def _rlimits(limits: Limits) -> list[tuple[int, int]]:
-    import resource
-
-    out = []
+def _rlimits(limits: Limits) -> tuple[tuple[str, int, int], ...]:
+    """What the launcher sets on itself before it starts the command (every descendant inherits
+    them). Set there rather than in a preexec_fn, which is unsafe in a threaded parent."""
+    out = [("RLIMIT_CORE", 0, 0)]  # a killed child must not litter core files
     if limits.cpu_s is not None:  # soft: SIGXCPU; hard (a second later): SIGKILL
-        out.append((resource.RLIMIT_CPU, limits.cpu_s, limits.cpu_s + 1))
-    if limits.memory_mb is not None:
-        out.append((resource.RLIMIT_AS, limits.memory_mb * _MB, limits.memory_mb * _MB))
-    if limits.file_mb is not None:
-        out.append((resource.RLIMIT_FSIZE, limits.file_mb * _MB, limits.file_mb * _MB))
-    out.append((resource.RLIMIT_CORE, 0, 0))  # a killed child must not litter core files
-    return out
-
-
-def _limiter(limits: Limits):  # noqa: ANN202 - a preexec_fn
-    """The function run in the child between fork and exec. It only calls setrlimit (no
-    allocation-heavy Python), which keeps preexec_fn safe enough in a threaded parent."""
-    import resource
-
-    settings = _rlimits(limits)
-
-    def apply() -> None:
-        for which, soft, hard in settings:
-            resource.setrlimit(which, (soft, hard))
-
-    return apply
+        out.append(("RLIMIT_CPU", limits.cpu_s, limits.cpu_s + 1))
+    for name, mb in (("RLIMIT_AS", limits.memory_mb), ("RLIMIT_FSIZE", limits.file_mb)):
+        if mb is not None:
+            out.append((name, mb * _MB, mb * _MB))
+    return tuple(out)
 
 
 class _Capture(threading.Thread):
@@ -219,20 +213,55 @@ def _which_limit(returncode: int | None, stderr: str, limits: Limits) -> str | N
     return None
 
 
+def _read_status(fd: int) -> dict[str, str]:
+    """The launcher's report: "isolation MODE [why]", "exit CODE" (absent if it was killed)."""
+    data = bytearray()
+    os.set_blocking(fd, False)
+    with contextlib.suppress(BlockingIOError, OSError):
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    os.close(fd)
+    lines = (line.partition(" ") for line in data.decode(errors="replace").splitlines())
+    return {key: rest for key, _, rest in lines}
+
+
+def _executable(argv0: str, cwd: str, env: Mapping[str, str]) -> str | None:
+    if os.sep in argv0:
+        path = os.path.join(cwd, argv0)
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    return shutil.which(argv0, path=env.get("PATH", _DEFAULT_PATH))
+
+
 def run_process(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str],
-                limits: Limits, stdin: bytes | None = None) -> RunResult:
-    """Run one command under `limits` and return what it did; never leaves a process behind
-    in its group. Raises SandboxError when the command cannot be started at all."""
+                limits: Limits, stdin: bytes | None = None, launch: Launch | None = None
+                ) -> RunResult:
+    """Run one command under `limits` (and the isolation `launch` asks for; by default none)
+    and return what it did; never leaves a process behind. Raises SandboxError when the
+    command cannot be started at all, or when `launch` demands namespaces that do not work."""
+    return _run(argv, cwd=cwd, env=env, limits=limits, stdin=stdin, launch=launch)[0]
+
+
+def _run(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mapping[str, str],
+         limits: Limits, stdin: bytes | None, launch: Launch | None) -> tuple[RunResult, str]:
     started = time.monotonic()
+    cwd = os.fspath(cwd)
+    if not argv or _executable(argv[0], cwd, env) is None:
+        name = argv[0] if argv else ""
+        raise SandboxError(f"cannot start {name!r}: not found or not executable")
+    spec = dataclasses.replace(launch or Launch(), argv=tuple(argv), rlimits=_rlimits(limits))
+    status_r, status_w = os.pipe()
     try:
         proc = subprocess.Popen(
-            list(argv), cwd=os.fspath(cwd), env=dict(env),
+            [sys.executable, "-I", "-c", _BOOTSTRAP, _LAUNCHER, "launch", str(status_w),
+             spec.to_json()], cwd=cwd, env=dict(env),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, close_fds=True, preexec_fn=_limiter(limits),
-        )
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            close_fds=True, pass_fds=(status_w,))
     except OSError as exc:
+        os.close(status_r)
         raise SandboxError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+    finally:
+        os.close(status_w)
     readers = [_Capture(proc.stdout, limits.output_bytes),
                _Capture(proc.stderr, limits.output_bytes)]
     for reader in readers:
@@ -244,24 +273,54 @@ def run_process(argv: Sequence[str], *, cwd: str | os.PathLike[str], env: Mappin
             proc.stdin.close()
     timed_out = False
     try:
-        proc.wait(timeout=limits.timeout_s)
+        proc.wait(timeout=max(limits.timeout_s - (time.monotonic() - started), 0.001))
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(proc.pid)
+        isolation.kill_tree(proc.pid, include_root=True)
         proc.wait()
-    except BaseException:  # e.g. KeyboardInterrupt: never leave the group running
-        _kill_group(proc.pid)
+    except BaseException:  # e.g. KeyboardInterrupt: never leave the tree running
+        isolation.kill_tree(proc.pid, include_root=True)
         proc.wait()
         raise
-    _kill_group(proc.pid)  # stragglers: background children of a child that exited
+    _kill_group(proc.pid)  # the launcher killed its tree; this catches what left it early
+    deadline = time.monotonic() + 1.0  # the pipes close when the last holder dies
     for reader in readers:
-        reader.join(timeout=5.0)
+        reader.join(timeout=max(deadline - time.monotonic(), 0.01))
+    status = _read_status(status_r)
+    mode, _, why = status.get("isolation", "unknown").partition(" ")  # unknown: it died first
+    if mode == "failed":
+        raise SandboxError(f"namespaces are not available here: {why}")
     stdout, stderr = readers[0].text(), readers[1].text()
-    code = proc.returncode
+    code = int(status["exit"]) if "exit" in status else proc.returncode
     limit = "timeout" if timed_out else _which_limit(code, stderr, limits)
     return RunResult(returncode=code, stdout=stdout, stderr=stderr,
                      wall_s=round(time.monotonic() - started, 3), timed_out=timed_out,
-                     limit=limit)
+                     limit=limit, isolation=mode), why
+
+
+def interpreter_paths(python: str, extra: Sequence[str] = ()) -> tuple[str, ...]:
+    """The folders a Python must read to start: its installation, and, when it is this very
+    interpreter, its prefixes and the entries of `sys.path` (site-packages, editable installs)."""
+    real = os.path.realpath(python)
+    wanted = {os.path.dirname(os.path.dirname(real)), *extra}
+    if os.path.realpath(sys.executable) == real:
+        wanted |= {sys.prefix, sys.base_prefix, sys.exec_prefix}
+        wanted |= {p for p in sys.path if p and os.path.isdir(p)}
+    return tuple(sorted({os.path.realpath(p) for p in wanted if os.path.isdir(p)}))
+
+
+def _hand_over(root: Path, uid: int) -> None:
+    """Give the workspace to the sandbox's uid (root callers only): the files the harness wrote
+    as root must be writable by the code. Symlinks are not followed and a file with several
+    links is skipped (it may be a link to a file outside)."""
+    me = os.geteuid()
+    for folder, _dirs, files in os.walk(root):
+        for name in (*files, None):  # each folder is `folder` once, in its own turn
+            path = folder if name is None else os.path.join(folder, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(path)
+                if st.st_uid == me and (stat.S_ISDIR(st.st_mode) or st.st_nlink == 1):
+                    os.lchown(path, uid, uid)
 
 
 class Sandbox:
@@ -271,32 +330,57 @@ class Sandbox:
             result = box.run_python("print(2 + 2)")
 
     Every `run_python` call is a new process: files persist in the workspace, variables do not.
+    `isolation` is "auto" (namespaces where they work, else the guard), "namespaces" (raise
+    SandboxError rather than fall back) or "guard"; after the first `run_python` an "auto"
+    sandbox holds the mode it got, and `fallback_reason` says why namespaces were not used.
     """
 
     def __init__(self, limits: Limits | None = None, *, prefix: str = "skilltrain-ws-",
-                 keep: bool = False, python: str | None = None):
+                 keep: bool = False, python: str | None = None, isolation: str = "auto"):
+        if isolation not in ("auto", "namespaces", "guard"):
+            raise ValueError(f"isolation {isolation!r}: expected auto, namespaces or guard")
         self.limits = limits or Limits()
         self.workspace = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
         (self.workspace / ".tmp").mkdir()
         self.keep = keep
         self.python = python or sys.executable
+        self.isolation = isolation
+        self.fallback_reason: str | None = None
 
     def env(self, passthrough: Iterable[str] = (), extra: Mapping[str, str] | None = None
             ) -> dict[str, str]:
         return safe_env(self.workspace, passthrough=passthrough, extra=extra)
 
+    def _launch(self) -> Launch:
+        needs = interpreter_paths(self.python, extra=(os.path.dirname(_GUARD),))
+        hide = () if self.limits.allow_network else ("/run",)  # unix sockets: a network
+        expose, mask = isolation.plan_views(needs, hide) if self.isolation != "guard" else ((), ())
+        return Launch(mode=self.isolation, workspace=str(self.workspace),
+                      network=self.limits.allow_network,
+                      uid=isolation.NOBODY if os.geteuid() == 0 else None,
+                      tmp_mb=max(self.limits.file_mb or 256, 16), needs=needs, expose=expose,
+                      mask=mask)
+
     def run_python(self, code: str) -> RunResult:
-        """Run Python source in the workspace under the limits and the write guard."""
-        argv = [self.python, "-I", "-c", _BOOTSTRAP, str(Path(__file__).resolve()),
-                str(self.workspace), "1" if self.limits.allow_subprocess else "0",
+        """Run Python source in the workspace under the limits, the isolation and the guard."""
+        argv = [self.python, "-I", "-c", _BOOTSTRAP, _GUARD, str(self.workspace),
+                "1" if self.limits.allow_subprocess else "0",
                 "1" if self.limits.allow_network else "0"]
-        return run_process(argv, cwd=self.workspace, env=self.env(), limits=self.limits,
-                           stdin=code.encode("utf-8"))
+        launch = self._launch()
+        if launch.uid is not None:
+            _hand_over(self.workspace, launch.uid)
+        result, why = _run(argv, cwd=self.workspace, env=self.env(), limits=self.limits,
+                           stdin=code.encode("utf-8"), launch=launch)
+        if self.isolation == "auto" and result.isolation in ("namespaces", "guard"):
+            self.isolation = result.isolation  # do not retry what failed on every call
+            self.fallback_reason = why or None
+        return result
 
     def run(self, argv: Sequence[str], *, passthrough: Iterable[str] = (),
             extra_env: Mapping[str, str] | None = None, stdin: bytes | None = None
             ) -> RunResult:
-        """Run any command in the workspace under the limits (no write guard: see module doc)."""
+        """Run any command in the workspace under the limits, isolation "none" (see the module
+        docstring: agent CLIs need the network and their own configuration)."""
         return run_process(argv, cwd=self.workspace, env=self.env(passthrough, extra_env),
                            limits=self.limits, stdin=stdin)
 
@@ -309,107 +393,3 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# -- the child side: the write guard ------------------------------------------------------------
-
-_DENY_SPAWN = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
-                         "os.spawn", "os.fork", "os.forkpty", "pty.spawn"})
-_DENY_NET = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"})
-# event -> positions of the path arguments to check, and the position of their dir_fd (or None)
-_PATH_EVENTS: dict[str, tuple[tuple[int, ...], int | None]] = {
-    "os.remove": ((0,), 1), "os.rmdir": ((0,), 1), "os.mkdir": ((0,), 2),
-    "os.rename": ((0, 1), 2), "os.link": ((0, 1), 2), "os.symlink": ((1,), 2),
-    "os.truncate": ((0,), None), "os.chmod": ((0,), 2), "os.chown": ((0,), 3),
-    "os.utime": ((0,), 3), "os.chflags": ((0,), None), "os.lchflags": ((0,), None),
-    "os.setxattr": ((0,), None), "os.removexattr": ((0,), None),
-    "shutil.rmtree": ((0,), 1), "shutil.copyfile": ((1,), None), "shutil.move": ((0, 1), None),
-}
-_DEVICES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
-
-
-def _make_hook(root: str, allow_subprocess: bool, allow_network: bool):  # noqa: ANN202
-    """The audit hook. It resolves every path it checks with realpath, so a symlink inside the
-    workspace that points outside does not open a way out."""
-    import errno
-
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-    prefix = root.rstrip(os.sep) + os.sep
-    own_group = os.getpgrp()
-
-    def resolve(path: object, dir_fd: object) -> str | None:
-        if isinstance(path, int) or path is None:
-            return None  # an already open file descriptor
-        name = os.fsdecode(path)  # type: ignore[arg-type]
-        if not os.path.isabs(name) and isinstance(dir_fd, int):
-            with contextlib.suppress(OSError):
-                name = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
-        return os.path.realpath(name)
-
-    def check(path: object, dir_fd: object, what: str) -> None:
-        real = resolve(path, dir_fd)
-        if real is None or real == root or real.startswith(prefix) or real in _DEVICES:
-            return
-        raise PermissionError(errno.EACCES, f"sandbox: {what} outside the workspace is not "
-                              "allowed", os.fsdecode(path))  # type: ignore[arg-type]
-
-    def hook(event: str, args: tuple) -> None:
-        if event == "open":
-            path, mode, flags = (tuple(args) + (None, None))[:3]
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & write_flags)
-            if writing:
-                check(path, None, "writing")
-        elif event in _PATH_EVENTS:
-            positions, fd_at = _PATH_EVENTS[event]
-            dir_fd = args[fd_at] if fd_at is not None and fd_at < len(args) else None
-            for i in positions:
-                if i < len(args):
-                    check(args[i], dir_fd, f"{event}()")
-        elif event in _DENY_SPAWN and not allow_subprocess:
-            raise PermissionError(errno.EPERM, "sandbox: starting other programs is not allowed")
-        elif event in _DENY_NET and not allow_network:
-            raise PermissionError(errno.EPERM, "sandbox: network access is not allowed")
-        elif event in ("os.kill", "os.killpg"):
-            target = args[0]
-            with contextlib.suppress(OSError):
-                target = target if event == "os.killpg" else os.getpgid(target)
-            if target != own_group:
-                raise PermissionError(errno.EPERM, "sandbox: signals to processes outside the "
-                                      "sandbox are not allowed")
-
-    return hook
-
-
-def _guard_main(argv: list[str]) -> None:
-    """Child entry point: install the guard, then run the code read from stdin as __main__."""
-    import linecache
-    import traceback
-
-    root, allow_subprocess, allow_network = argv[0], argv[1] == "1", argv[2] == "1"
-    code = sys.stdin.read()
-    sys.stdin.close()
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - the code may call input(); it gets EOF
-    sys.dont_write_bytecode = True  # -I ignores PYTHONDONTWRITEBYTECODE
-    sys.path.insert(0, root)  # the code may import modules it wrote into the workspace
-    sys.argv = ["main.py"]
-    filename = "<cell>"
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    sys.addaudithook(_make_hook(os.path.realpath(root), allow_subprocess, allow_network))
-    try:
-        compiled = compile(code, filename, "exec")
-    except SyntaxError:
-        traceback.print_exc(limit=0)
-        sys.exit(1)
-    scope = {"__name__": "__main__", "__file__": filename, "__builtins__": __builtins__}
-    try:
-        exec(compiled, scope)  # noqa: S102 - running the model's code is this module's job
-    except SystemExit:
-        raise
-    except BaseException as exc:  # show the model its own frames, not the guard's
-        report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
-        report.stack = traceback.StackSummary.from_list(
-            [f for f in report.stack if f.filename != __file__])
-        sys.stderr.write("".join(report.format()))
-        sys.exit(1)
-

@@ -12,6 +12,13 @@ RETRYABLE = frozenset({"timeout", "rate_limit", "server_error", "connection", "e
                        "bad_response"})
 
 
+class InfrastructureFailure(Exception):
+    """A run or evaluation that cannot give a result because the infrastructure failed, not
+    the input (an endpoint that cannot be reached, nothing that could be scored). The CLI
+    exits 1 for these and 2 for bad input, so a script can tell "fix your config" from "try
+    again later"; no caller may turn one into a silent None score."""
+
+
 class ModelError(Exception):
     """An infrastructure failure: the model did not give a usable reply.
 
@@ -20,7 +27,9 @@ class ModelError(Exception):
     http_error (a 4xx that retrying will not fix), truncated (a structured reply cut at the
     token limit even after one retry with a larger limit: asking again the same way cannot
     fix it, a higher `max_tokens` can), fatal (authentication or unknown model: the run
-    cannot go on, so it is raised rather than counted).
+    cannot go on, so it is raised rather than counted; an unreachable endpoint, see
+    breaker.EndpointDown, is fatal too), unreachable (not sent: the role's circuit breaker
+    opened mid-run and the run is stopping).
     """
 
     def __init__(self, kind: str, message: str):

@@ -1,9 +1,10 @@
 """RoleClient: one role's view of a model (target, optimizer, judge).
 
 Everything a call needs beyond the raw HTTP lives here, once: the response cache, retries with
-backoff and jitter, schema-constrained output validated with pydantic (one retry on an invalid
-reply, then an infrastructure failure, never a silent fallback; a reply cut at the token limit
-is instead retried once with a larger limit), replay mode, and accounting by role and stage.
+backoff and jitter, a circuit breaker that ends a run whose endpoint cannot be reached (see
+breaker.py), schema-constrained output validated with pydantic (one retry on an invalid reply,
+then an infrastructure failure, never a silent fallback; a reply cut at the token limit is
+instead retried once with a larger limit), replay mode, and accounting by role and stage.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from skilltrain.models.base import ChatModel, Completion, ModelError
+from skilltrain.models.breaker import Breaker, EndpointDown, endpoint_of
 from skilltrain.models.cache import ResponseCache, request_key
 from skilltrain.models.meter import Meter
 
@@ -30,7 +32,12 @@ class ReplayMiss(Exception):
 @dataclass
 class CallSettings:
     """Per-role call options. `max_tokens_cap` bounds the one larger-limit retry a structured
-    call makes when its reply was cut at `max_tokens` (finish reason "length")."""
+    call makes when its reply was cut at `max_tokens` (finish reason "length").
+
+    The breaker (breaker.py) opens after `open_after` connection-level failed attempts in a row
+    before the endpoint has answered once; after it has, only after `stop_after` in a row that
+    also span `stop_after_s` seconds, so a restarting server costs retries, not the run.
+    """
 
     temperature: float = 0.0
     max_tokens: int = 1024
@@ -40,6 +47,9 @@ class CallSettings:
     backoff_s: float = 0.5
     max_backoff_s: float = 20.0
     extra_body: dict[str, Any] = field(default_factory=dict)
+    open_after: int = 5
+    stop_after: int = 40
+    stop_after_s: float = 120.0
 
 
 class RoleClient:
@@ -60,6 +70,7 @@ class RoleClient:
         self.settings = settings or CallSettings()
         self.replay = replay
         self.notes = ""  # optimizer-only notes (the meta skill), prepended to every call
+        self.breaker = Breaker(role, endpoint_of(model))
         self._rng = random.Random()
 
     def _request(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None,
@@ -112,14 +123,20 @@ class RoleClient:
     async def _with_retries(self, request: dict[str, Any], stage: str) -> Completion:
         s = self.settings
         for attempt in range(s.retries + 1):
+            self.breaker.check()
             try:
-                return await self.model.complete(request)
+                completion = await self.model.complete(request)
             except ModelError as exc:
+                self.breaker.failure(exc, open_after=s.open_after, stop_after=s.stop_after,
+                                     stop_after_s=s.stop_after_s)
                 if not exc.retryable or attempt == s.retries:
                     raise
                 self.meter.retries[exc.kind] += 1
                 delay = min(s.max_backoff_s, s.backoff_s * 2**attempt)
                 await asyncio.sleep(delay * (0.5 + self._rng.random()))
+            else:
+                self.breaker.success()
+                return completion
         raise AssertionError("unreachable")
 
     async def complete(
@@ -137,7 +154,7 @@ class RoleClient:
         try:
             return await self._raw(request, stage, sample)
         except ModelError as exc:
-            self.meter.failures[exc.kind] += 1
+            self.meter.failures[_counted_as(exc)] += 1
             raise
 
     async def structured(
@@ -190,8 +207,14 @@ class RoleClient:
                     )},
                 ]
         except ModelError as exc:
-            self.meter.failures[exc.kind] += 1
+            self.meter.failures[_counted_as(exc)] += 1
             raise
+
+
+def _counted_as(exc: ModelError) -> str:
+    """The failure kind a call is counted under: an open breaker's error is "fatal" so that it
+    stops the run, but what the call met is an unreachable endpoint."""
+    return "unreachable" if isinstance(exc, EndpointDown) else exc.kind
 
 
 def _parse(text: str, schema: type[T]) -> T:

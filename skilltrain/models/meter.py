@@ -1,5 +1,11 @@
 """Token, call and dollar accounting per role and stage, infrastructure failures by kind, and
-the budget limits that stop a run cleanly."""
+the budget limits that stop a run cleanly.
+
+With a ledger (the run's SQLite file), every call is recorded as it returns, so usage survives a
+kill at any point, even before the first checkpoint; when the ledger turns out to be behind the
+checkpoint (run.sqlite deleted, truncated or replaced), the checkpoint's counts are used and the
+usage is flagged as not exact (`warning`), in the summary and on the console.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "claude-sonnet-4-5": (3.00, 15.00),
     "claude-haiku-4-5": (1.00, 5.00),
 }
+
+
+_SENT_COLUMNS = ("sent", "sent_prompt", "sent_completion")  # calls really sent for a key
 
 
 class BudgetExceeded(Exception):
@@ -46,12 +55,33 @@ class Meter:
     billed: dict[str, Usage] = field(default_factory=dict)  # role -> calls actually sent
     ledger: sqlite3.Connection | None = None  # the run's record of distinct calls
     seen: set[str] = field(default_factory=set)
+    warning: str | None = None  # why usage may be undercounted (None: it is exact)
 
     def __post_init__(self) -> None:
         if self.ledger is not None:
             self.ledger.execute(
                 "CREATE TABLE IF NOT EXISTS ledger (key TEXT PRIMARY KEY, role TEXT, stage TEXT, "
                 "model TEXT, prompt_tokens INTEGER, completion_tokens INTEGER)")
+            have = {row[1] for row in self.ledger.execute("PRAGMA table_info(ledger)")}
+            for column in _SENT_COLUMNS:  # ledgers written before billing was durable
+                if column not in have:
+                    self.ledger.execute(f"ALTER TABLE ledger ADD COLUMN {column} INTEGER "
+                                        "DEFAULT 0")
+            self._load_ledger()
+
+    def _load_ledger(self) -> None:
+        """Usage and billing as recorded call by call: what a run killed anywhere had spent."""
+        assert self.ledger is not None
+        self.usage, self.seen, self.billed = {}, set(), {}
+        for key, role, stage, model, p, c, n, sp, sc in self.ledger.execute(
+                "SELECT key, role, stage, model, prompt_tokens, completion_tokens, "
+                f"{', '.join(_SENT_COLUMNS)} FROM ledger"):
+            self.seen.add(key)
+            self.models.setdefault(role, model)
+            self._add(role, stage, Usage(prompt_tokens=p, completion_tokens=c, calls=1))
+            if n:
+                self.billed[role] = self.billed.get(role, Usage()) + Usage(
+                    prompt_tokens=sp, completion_tokens=sc, calls=n)
 
     def record(self, key: str, role: str, stage: str, model: str, usage: Usage, *,
                cached: bool) -> None:
@@ -59,16 +89,23 @@ class Meter:
         so a run killed and resumed reports the same totals as one that never stopped; `billed`
         counts what was really sent, which is what the budget limits see."""
         self.models[role] = model
+        sent = Usage() if cached else Usage(prompt_tokens=usage.prompt_tokens,
+                                            completion_tokens=usage.completion_tokens, calls=1)
         if not cached:
             self.billed[role] = self.billed.get(role, Usage()) + usage
-        if key in self.seen:
-            return
-        self.seen.add(key)
-        self._add(role, stage, usage)
-        if self.ledger is not None:
-            self.ledger.execute("INSERT OR IGNORE INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
-                                (key, role, stage, model, usage.prompt_tokens,
-                                 usage.completion_tokens))
+        new = key not in self.seen
+        if new:
+            self.seen.add(key)
+            self._add(role, stage, usage)
+        if self.ledger is not None and (new or not cached):
+            self.ledger.execute(
+                "INSERT INTO ledger (key, role, stage, model, prompt_tokens, completion_tokens, "
+                "sent, sent_prompt, sent_completion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET sent = sent + excluded.sent, sent_prompt = "
+                "sent_prompt + excluded.sent_prompt, sent_completion = sent_completion + "
+                "excluded.sent_completion",
+                (key, role, stage, model, usage.prompt_tokens, usage.completion_tokens,
+                 sent.calls, sent.prompt_tokens, sent.completion_tokens))
 
     def _add(self, role: str, stage: str, usage: Usage) -> None:
         self.usage[(role, stage)] = self.usage.get((role, stage), Usage()) + usage
@@ -128,6 +165,7 @@ class Meter:
             "infra_failures": dict(self.failures),
             "retries": dict(self.retries),
             "cache_hits": self.cache_hits,
+            "warning": self.warning,
         }
 
     def state(self) -> dict:
@@ -139,20 +177,33 @@ class Meter:
             "retries": dict(self.retries),
             "cache_hits": self.cache_hits,
             "billed": {r: u.model_dump() for r, u in self.billed.items()},
+            "warning": self.warning,
         }
 
     def restore(self, state: dict) -> None:
-        """Counters from the checkpoint; usage from the ledger, which is never behind."""
-        self.models = dict(state.get("models", {}))
-        self.usage, self.seen = {}, set()
+        """Counters from the checkpoint; usage and billing from the ledger, which is written
+        with every call and so is never behind, unless run.sqlite was lost: then a bucket the
+        ledger has fewer calls for than the checkpoint takes the checkpoint's count, and the
+        usage is flagged (calls made after that checkpoint may be missing)."""
+        self.models = {**dict(state.get("models", {})), **self.models}
+        saved = {(r, s): Usage(**u) for r, s, u in state.get("usage", [])}
+        billed = {r: Usage(**u) for r, u in state.get("billed", {}).items()}
+        self.warning = state.get("warning")
         if self.ledger is None:
-            self.usage = {(r, s): Usage(**u) for r, s, u in state.get("usage", [])}
+            self.usage, self.billed = saved, billed
         else:
-            for key, role, stage, model, p, c in self.ledger.execute("SELECT * FROM ledger"):
-                self.seen.add(key)
-                self.models.setdefault(role, model)
-                self._add(role, stage, Usage(prompt_tokens=p, completion_tokens=c, calls=1))
+            behind = sorted(b for b, u in saved.items()
+                            if self.usage.get(b, Usage()).calls < u.calls)
+            for bucket in behind:
+                self.usage[bucket] = saved[bucket]
+            for role, u in billed.items():  # old ledgers do not bill: the checkpoint does
+                if self.billed.get(role, Usage()).calls < u.calls:
+                    self.billed[role] = u
+            if behind:
+                self.warning = (
+                    "usage may be undercounted: run.sqlite's call ledger is behind state.json "
+                    f"for {', '.join(f'{r}/{s}' for r, s in behind)} (deleted, truncated or "
+                    "replaced?); those counts come from the last checkpoint")
         self.failures = Counter(state.get("failures", {}))
         self.retries = Counter(state.get("retries", {}))
         self.cache_hits = int(state.get("cache_hits", 0))
-        self.billed = {r: Usage(**u) for r, u in state.get("billed", {}).items()}

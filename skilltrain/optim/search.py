@@ -4,7 +4,8 @@ The paper's path (merge every patch, clip by the learning rate, apply) gives one
 optimizer's proposals vary a lot in quality (measured with the 1.5B model: five proposals for
 the same failures scored 0.53 / 1.00 / 1.00 / 0.80 / 0.07 on train), and a merge can blur the
 good one into the others, so each sampled rule is a candidate of its own. The engine adds a
-demonstrations candidate (optim/examples.py). The candidates are then screened on the step's
+demonstrations candidate (optim/examples.py) and, when answers hold the right content in the
+wrong form, an answer-form candidate (optim/form.py). The candidates are then screened on the step's
 train batch (skilltrain/screening.py) and only the best one is gated; this module builds them.
 """
 
@@ -18,10 +19,12 @@ from skilltrain.models.client import RoleClient
 from skilltrain.optim.aggregate import Aggregator
 from skilltrain.optim.checks import EditChecker
 from skilltrain.optim.examples import ExampleBudget, propose_examples
+from skilltrain.optim.form import form_edit
 from skilltrain.optim.patch import Patch
 from skilltrain.optim.reflect import ReflectResult
 from skilltrain.optim.select import Selection, select_edits
 from skilltrain.optim.update import Update, apply_patch, update_skill
+from skilltrain.records import Rollout
 from skilltrain.skill import Edit, Skill
 
 
@@ -57,6 +60,7 @@ class SearchSettings:
     max_skill_tokens: int = 2000
     floor: int | None = None  # the autonomous schedule's lower bound
     demonstrations: bool = True
+    answer_form: bool = True
     examples: ExampleBudget = field(default_factory=ExampleBudget)
     appendix_threshold: int = 8
     appendix_keep: int = 5
@@ -73,7 +77,7 @@ class Proposed:
 
 async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, settings:
                   SearchSettings, *, train: Sequence[Task], batch: Sequence[Task],
-                  failed: Sequence[Task], seed: int) -> Proposed:
+                  failures: Sequence[tuple[Task, Rollout]], seed: int) -> Proposed:
     """Every distinct candidate of this step, the paper's merged one first."""
     checker = reflection.checker or EditChecker(skill, reflection.checks)
     aggregator = Aggregator(client, group_size=settings.group_size,
@@ -89,8 +93,13 @@ async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, s
         if p.side == "rule" and p.edits:
             candidates.append(Candidate(f"rule-{p.proposal + 1}", apply_patch(skill, p.edits),
                                         p.patterns))
+    batch_ids = {t.id for t in batch}
+    if settings.answer_form:
+        edit = form_edit(skill, failures, [t for t in train if t.id not in batch_ids] or train)
+        if edit is not None:
+            candidates.append(Candidate("form", apply_patch(skill, [edit]), edit.rationale))
     if settings.demonstrations:
-        shown = propose_examples(skill, train, batch, failed, seed=seed,
+        shown = propose_examples(skill, train, batch, [t for t, _ in failures], seed=seed,
                                  budget=settings.examples)
         if shown is not None:
             candidates.append(Candidate("examples", Update(base=skill, candidate=shown),

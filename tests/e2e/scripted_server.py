@@ -3,17 +3,21 @@ optional fault-injecting mode.
 
 Run: python tests/e2e/scripted_server.py --port-file PORT_FILE [--log LOG.jsonl]
          [--faults 0.2 --fault-kinds 429,500,delay,truncated,empty --delay 2.0 --seed 1]
-         [--latency 0.02] [--length-below 1024]
+         [--latency 0.02] [--length-below 1024] [--follows-form]
+         [--auth-log AUTH.jsonl] [--echo-auth-every N]
 Writes its port to PORT_FILE once listening; appends every request body to LOG; with --faults,
 answers that fraction of requests with a fault instead, and keeps the count of injected faults
 by kind in LOG.faults.json. With --length-below N, a request whose max_tokens is below N gets
 its reply cut in half with finish_reason "length", as a model stopped at its token limit
-(off by default).
+(off by default). --auth-log appends each request's model and Authorization header; with
+--echo-auth-every N, every Nth request gets a 400 whose error text echoes that header back, as
+some endpoints do with a bad key.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -64,6 +68,9 @@ def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
                  latency: float, length_below: int = 0):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        auth_log: Path | None = None
+        echo_auth_every = 0
+        posts = itertools.count(1)
 
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass
@@ -89,6 +96,13 @@ def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
             body = json.loads(self.rfile.read(length) or b"{}")
             if not self.path.endswith("/chat/completions"):
                 self._send(404, {"error": {"message": "not found"}})
+                return
+            auth = self.headers.get("Authorization")
+            if self.auth_log is not None:
+                with open(self.auth_log, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"model": body.get("model"), "authorization": auth}) + "\n")
+            if self.echo_auth_every and next(self.posts) % self.echo_auth_every == 0:
+                self._send(400, {"error": {"message": f"invalid request; credentials: {auth}"}})
                 return
             if latency:
                 time.sleep(latency)
@@ -130,14 +144,18 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--length-below", type=int, default=0)
+    parser.add_argument("--follows-form", action="store_true")
+    parser.add_argument("--auth-log")
+    parser.add_argument("--echo-auth-every", type=int, default=0)
     args = parser.parse_args()
-    script = Script(analyst_plan=args.plan.split(","))
+    script = Script(analyst_plan=args.plan.split(","), follows_form=args.follows_form)
     log = Path(args.log) if args.log else None
     stats = Path(args.log + ".faults.json") if args.log else None
     faults = Faults(args.faults, args.fault_kinds.split(","), args.seed, stats)
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 make_handler(script, log, faults, args.delay, args.latency,
-                                              args.length_below))
+    handler = make_handler(script, log, faults, args.delay, args.latency, args.length_below)
+    handler.auth_log = Path(args.auth_log) if args.auth_log else None
+    handler.echo_auth_every = args.echo_auth_every
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(str(server.server_address[1]))

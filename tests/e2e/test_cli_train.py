@@ -177,3 +177,19 @@ def test_demo_command_wiring_over_http(tmp_path, scripted_server):
     screen = json.loads((out / "steps/e01-s001/screen.json").read_text())
     names = [c["name"] for c in screen["candidates"]]
     assert "examples" in names and all("screen" in c for c in screen["candidates"])
+
+
+def test_answer_form_candidate_over_http(tmp_path, scripted_server):
+    """Answers that hold the right number inside a sentence: the engine's answer-format
+    candidate reaches the real server's target, passes the screen and the gate, and says so."""
+    server = scripted_server("none", ["--follows-form"])
+    data, skill = write_inputs(tmp_path)
+    out = tmp_path / "run"
+    args = [a for a in TRAIN if a != "--no-screen"]
+    proc = cli([*args, "--data", str(data), "--skill", str(skill), "--out", str(out)],
+               server.base_url, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["candidates"]["chosen"].get("form") == 1
+    assert summary["test"]["best"] == 1.0 > summary["test"]["initial"]
+    assert "## Answer format" in (out / "best_skill.md").read_text()
