@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
-from skilltrain.config import ROLE_MAX_TOKENS, ModelConfig, TrainConfig, parse_config
+from skilltrain.config import ModelConfig, TrainConfig, parse_config
 from skilltrain.data import Task, tasks_from_objects
 from skilltrain.evaluation import Evaluator
 from skilltrain.harness.chat import ChatHarness
@@ -61,11 +61,7 @@ async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
 
             mcfg = target if isinstance(target, ModelConfig) else ModelConfig(model=target)
             model: ChatModel = await open_model(mcfg, stack, "target")
-            # a ModelConfig outside a TrainConfig has no role default applied yet
-            settings = CallSettings(temperature=mcfg.temperature,
-                                    max_tokens=mcfg.max_tokens or ROLE_MAX_TOKENS["target"],
-                                    seed=mcfg.seed, retries=mcfg.retries,
-                                    backoff_s=mcfg.retry_backoff)
+            settings = CallSettings.for_role(mcfg, "target")
         else:
             model, settings = target, CallSettings()
         client = RoleClient(model, "target", meter, settings=settings)

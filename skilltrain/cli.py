@@ -12,6 +12,7 @@ from rich.console import Console
 
 from skilltrain.config import ConfigError, TrainConfig, load_config, merge_overrides
 from skilltrain.console import LiveProgress, Progress, print_summary
+from skilltrain.store import CONFIG_FILE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train an agent's skill document with a frozen model.")
@@ -180,10 +181,10 @@ def resume(run_dir: Path = typer.Argument(..., help="an existing run folder"),
     from skilltrain.config import use_key_env
 
     try:
-        if not (run_dir / "config.yaml").exists():
+        if not (run_dir / CONFIG_FILE).exists():
             raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
-        cfg = merge_overrides(load_config(run_dir / "config.yaml"), {"out": str(run_dir)},
-                              str(run_dir / "config.yaml"))
+        cfg = merge_overrides(load_config(run_dir / CONFIG_FILE), {"out": str(run_dir)},
+                              str(run_dir / CONFIG_FILE))
         for spec in api_key_env:
             role, _, var = spec.rpartition("=")
             for name in [role] if role else ["target", "optimizer"]:
@@ -244,6 +245,52 @@ def eval_(
                f"({result['infra_failures']} infrastructure failures)")
     for kind, value in result["by_type"].items():
         typer.echo(f"  {kind}: {value}")
+
+
+def _set_overrides(sets: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` as dotted overrides; VALUE is YAML, so numbers and lists keep types."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for spec in sets:
+        key, eq, value = (part.strip() for part in spec.partition("="))
+        try:
+            overrides[key] = yaml.safe_load(value) if eq and key else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {spec!r}: VALUE is not valid YAML") from None
+        if overrides[key] is None:  # merge_overrides reads None as "not given"
+            raise ConfigError(f"--set {spec!r}: expected KEY=VALUE, VALUE not null")
+    return overrides
+
+
+@app.command("config")
+def config_(
+    run_dir: Path | None = typer.Argument(None, help="a run folder: the config it runs with"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config"),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE: a dotted setting, e.g. "
+                                   "train.epochs=1 (VALUE read as YAML)"),
+) -> None:
+    """Print the effective config as YAML, each key under its description.
+
+    Defaults are included and credentials stay redacted, so every setting a run uses can be
+    read and shared; without RUN_DIR or --config, the defaults."""
+    from skilltrain.config_doc import documented_yaml
+
+    try:
+        if run_dir is not None and config is not None:
+            raise ConfigError("config: give RUN_DIR or --config, not both")
+        if run_dir is not None and not (run_dir / CONFIG_FILE).exists():
+            raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
+        source = run_dir / CONFIG_FILE if run_dir else config
+        overrides = _set_overrides(sets)
+        if run_dir is not None:  # as `resume` reads it: out is the folder
+            overrides = {"out": str(run_dir), **overrides}
+        cfg = merge_overrides(load_config(source) if source else TrainConfig(), overrides,
+                              "--set" if sets else str(source or "defaults"))
+    except _user_errors() as exc:
+        _fail(exc)
+    typer.echo(f"# effective config of {source or 'the defaults'}: defaults included, "
+               "credentials redacted\n" + documented_yaml(cfg), nl=False)
 
 
 @app.command()

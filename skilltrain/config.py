@@ -41,20 +41,24 @@ class _Strict(BaseModel):
 
 
 class FieldsConfig(_Strict):
-    id: str | None = "id"
-    input: str = "input"
-    answer: str = "answer"
-    type: str | None = "type"
+    id: str | None = Field(default="id", description="column of the task id (null: numbered)")
+    input: str = Field(default="input", description="column of the task input")
+    answer: str = Field(default="answer", description="column of the reference answer")
+    type: str | None = Field(default="type", description="column of the task type: splits are "
+                             "stratified and scores reported by it (null: one type)")
 
 
 class DataConfig(_Strict):
-    path: str | None = None
-    train: str | None = None
-    val: str | None = None
-    test: str | None = None
-    fields: FieldsConfig = Field(default_factory=FieldsConfig)
-    split: tuple[float, float, float] = (0.5, 0.25, 0.25)
-    seed: int = 0
+    path: str | None = Field(default=None, description="tasks file (.jsonl, .json, .csv), "
+                             "split by ratio")
+    train: str | None = Field(default=None, description="pre-split train tasks (with val)")
+    val: str | None = Field(default=None, description="pre-split validation tasks: the gate's")
+    test: str | None = Field(default=None, description="pre-split test tasks: the final report")
+    fields: FieldsConfig = Field(default_factory=FieldsConfig, description="which columns "
+                                 "hold what")
+    split: tuple[float, float, float] = Field(default=(0.5, 0.25, 0.25), description="train / "
+                                              "validation (the gate) / test ratios of `path`")
+    seed: int = Field(default=0, description="seed of the split and of a suite's tasks")
     limit: int | None = Field(default=None, ge=1, description="use at most this many tasks")
 
     @model_validator(mode="after")
@@ -67,46 +71,66 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    model: str
-    base_url: str | None = None
-    api_key_env: str | None = None
-    api_key: SecretStr | None = None
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    model: str = Field(description="openai:NAME, a model name at base_url, or local:0.5b / "
+                       "local:1.5b (embedded, no key)")
+    base_url: str | None = Field(default=None, description="an OpenAI-compatible endpoint "
+                                 "(default: OPENAI_BASE_URL, else OpenAI's)")
+    api_key_env: str | None = Field(default=None, description="environment variable holding "
+                                    "the key (default: OPENAI_API_KEY)")
+    api_key: SecretStr | None = Field(default=None, description="a key given inline; "
+                                      "config.yaml keeps it redacted")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="sampling temperature")
     max_tokens: int | None = Field(default=None, ge=1, description="reply limit; unset: the "
                                    "role's default (target 512, optimizer 2048)")
-    concurrency: int = Field(default=8, ge=1)
-    timeout: float = Field(default=120.0, gt=0)
-    retries: int = Field(default=4, ge=0)
+    concurrency: int = Field(default=8, ge=1, description="calls in flight at once (local: "
+                             "at most 2)")
+    timeout: float = Field(default=120.0, gt=0, description="seconds a whole call may take")
+    retries: int = Field(default=4, ge=0, description="retries of a timeout, HTTP error or "
+                         "unparsable reply")
     retry_backoff: float = Field(default=0.5, ge=0.0, description="seconds, doubled per retry")
-    seed: int | None = 0
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    seed: int | None = Field(default=0, description="sampling seed sent with each call, plus "
+                             "the sample's index (null: none sent)")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra request fields, "
+                                       "e.g. {cache_prompt: false}")
 
 
 class TrainingConfig(_Strict):
     epochs: int = Field(default=2, ge=1, description="the paper used 4; screening and the "
                         "examples candidate make each step count for more")
-    batch_size: int = Field(default=40, ge=1)
+    batch_size: int = Field(default=40, ge=1, description="train tasks rolled out per step")
     minibatch_size: int = Field(default=20, ge=1, description="failures per analyst call; "
                                 "the paper used 8 full trajectories, our rows are compact")
-    merge_group: int = Field(default=8, ge=2)
-    lr: int = Field(default=4, ge=1)
-    lr_min: int = Field(default=2, ge=1)
-    lr_schedule: Literal["constant", "linear", "cosine", "autonomous"] = "cosine"
+    merge_group: int = Field(default=8, ge=2, description="patches per merge call")
+    lr: int = Field(default=4, ge=1, description="edits per step at most, at the start")
+    lr_min: int = Field(default=2, ge=1, description="edits per step at the end of a decaying "
+                        "schedule (unset: at most 2, never above lr)")
+    lr_schedule: Literal["constant", "linear", "cosine", "autonomous"] = Field(
+        default="cosine", description="how the edit budget goes from lr to lr_min; "
+        "autonomous: the optimizer picks, up to lr")
     analyse_successes: bool = Field(default=False, description="also analyse what went right "
                                     "(the paper does; one more long optimizer call per step)")
-    rejected_buffer: int = Field(default=8, ge=0)
+    rejected_buffer: int = Field(default=8, ge=0, description="rejected edits remembered and "
+                                 "shown to the analysts (0: off)")
     max_steps: int | None = Field(default=None, ge=1, description="stop after this many steps")
-    update_mode: Literal["patch", "rewrite", "full_rewrite"] = "patch"
+    update_mode: Literal["patch", "rewrite", "full_rewrite"] = Field(
+        default="patch", description="patch: apply the edits; rewrite: one call rewrites the "
+        "skill from them; full_rewrite: each analyst writes a skill, one call picks")
     edit_ops: list[Literal["append", "insert_after", "replace", "delete"]] = Field(
         default_factory=lambda: ["append", "insert_after", "replace", "delete"], min_length=1,
         description="edit operations the analysts may use")
     max_skill_tokens: int = Field(default=2000, ge=50, description="length budget for rewrites")
-    slow_update: Literal["gated", "force", "off"] = "gated"
-    slow_update_samples: int = Field(default=20, ge=1)
-    meta_skill: bool = True
-    appendix: bool = False
-    appendix_threshold: int = Field(default=8, ge=1, description="compact past this many")
-    appendix_keep: int = Field(default=5, ge=1)
+    slow_update: Literal["gated", "force", "off"] = Field(
+        default="gated", description="epoch-boundary guidance block: gated like a candidate, "
+        "force (the reference code) or off")
+    slow_update_samples: int = Field(default=20, ge=1, description="train tasks compared at "
+                                     "each epoch boundary")
+    meta_skill: bool = Field(default=True, description="optimizer-only notes at each epoch "
+                             "boundary, prepended to the next epoch's optimizer calls")
+    appendix: bool = Field(default=False, description="skill-aware appendix: lapses become "
+                           "short reminders in a protected block")
+    appendix_threshold: int = Field(default=8, ge=1, description="compact the appendix past "
+                                    "this many reminders")
+    appendix_keep: int = Field(default=5, ge=1, description="reminders a compaction keeps")
     proposals: int = Field(default=3, ge=0, description="rule proposals per step: sampled "
                            "rule analysts, each on its own cut of the failures and each a "
                            "candidate of its own (0: the paper's analysts only)")
@@ -119,7 +143,8 @@ class TrainingConfig(_Strict):
     answer_form: bool = Field(default=True, description="when most failing answers hold the "
                               "correct answer inside other text, propose an answer-format "
                               "instruction as a candidate")
-    max_examples: int = Field(default=8, ge=1)
+    max_examples: int = Field(default=8, ge=1, description="items in the worked-examples "
+                              "block at most")
     examples_chars: int = Field(default=2400, ge=200, description="size bound of the block")
     adapt: bool = Field(default=True, description="narrow edit operations when the optimizer's "
                         "anchored edits keep missing or its replies keep failing")
@@ -143,10 +168,14 @@ class TrainingConfig(_Strict):
 
 
 class GateConfig(_Strict):
-    rule: str = "default"
-    metric: Literal["hard", "soft", "mix"] = "hard"
-    soft_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-    options: dict[str, Any] = Field(default_factory=dict)
+    rule: str = Field(default="default", description="acceptance rule on the validation "
+                      "split: default (paired), strict (the paper's), strict_racing, paired, ...")
+    metric: Literal["hard", "soft", "mix"] = Field(
+        default="hard", description="score compared: hard (correct), soft (partial credit), "
+        "or mix")
+    soft_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="soft's weight in mix")
+    options: dict[str, Any] = Field(default_factory=dict, description="the rule's own options "
+                                    "(docs/gate.md)")
 
     @field_validator("rule")
     @classmethod
@@ -173,9 +202,12 @@ class GateConfig(_Strict):
 
 
 class BudgetConfig(_Strict):
-    max_calls: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_cost: float | None = Field(default=None, gt=0)
+    max_calls: int | None = Field(default=None, ge=1, description="stop cleanly after this "
+                                  "many model calls")
+    max_tokens: int | None = Field(default=None, ge=1, description="stop cleanly after this "
+                                   "many tokens, all roles")
+    max_cost: float | None = Field(default=None, gt=0, description="stop cleanly past this "
+                                   "cost, USD (see prices)")
 
 
 DEFAULT_MODELS = {"target": "local:0.5b", "optimizer": "local:1.5b"}
@@ -190,47 +222,67 @@ class AgentConfig(_Strict):
     protocol: Literal["auto", "tools", "text"] = Field(
         default="auto", description="tools: native tool calls; text: code blocks and FINAL:; "
         "auto: text for local:* targets, else tools")
-    max_turns: int = Field(default=8, ge=1)
+    max_turns: int = Field(default=8, ge=1, description="model calls per task")
     tools: list[str] = Field(default_factory=list, description="user tools, module:function")
     timeout: float = Field(default=30.0, gt=0, description="seconds per code run")
-    cpu_seconds: int | None = Field(default=20, ge=1)
-    memory_mb: int | None = Field(default=1024, ge=64)
-    observation_chars: int = Field(default=3000, ge=200)
+    cpu_seconds: int | None = Field(default=20, ge=1, description="CPU seconds per code run "
+                                    "(null: no limit)")
+    memory_mb: int | None = Field(default=1024, ge=64, description="address space per code "
+                                  "run, MB (null: no limit)")
+    observation_chars: int = Field(default=3000, ge=200, description="output of a code run "
+                                   "shown to the model, middle clipped")
 
 
 class CommandConfig(_Strict):
     """Options of the command harness (`harness: command`)."""
 
-    preset: Literal["claude-code", "codex", "generic"] = "generic"
+    preset: Literal["claude-code", "codex", "generic"] = Field(
+        default="generic", description="the agent CLI: claude-code, codex, or generic (cmd)")
     cmd: str | None = Field(default=None, description="the command for the generic preset")
-    template: str | None = None
-    answer: Literal["stdout", "file"] = "stdout"
-    tag: str = "ANSWER:"
-    answer_file: str = "answer.txt"
-    timeout: float = Field(default=600.0, gt=0)
+    template: str | None = Field(default=None, description="command line with placeholders "
+                                 "(default: the preset's; see harness/command.py)")
+    answer: Literal["stdout", "file"] = Field(default="stdout", description="where the answer "
+                                              "is read: a stdout line or answer_file")
+    tag: str = Field(default="ANSWER:", description="start of the stdout answer line")
+    answer_file: str = Field(default="answer.txt", description="the answer file (answer: file)")
+    timeout: float = Field(default=600.0, gt=0, description="seconds per task, then its "
+                           "process group is killed")
     passthrough: list[str] | None = Field(default=None, description="environment variables "
                                           "the agent may see (default: the preset's)")
 
 
 class TrainConfig(_Strict):
-    data: DataConfig = Field(default_factory=DataConfig)
-    suite: str | None = None
-    skill: str | None = None
-    scorer: str | dict[str, Any] | None = None
-    harness: Literal["chat", "agent", "command"] = "chat"
+    data: DataConfig = Field(default_factory=DataConfig, description="the tasks")
+    suite: str | None = Field(default=None, description="a built-in suite (tasks, starting "
+                              "skill, scorer) instead of data")
+    skill: str | None = Field(default=None, description="starting skill file, Markdown "
+                              "(default: the suite's, else empty)")
+    scorer: str | dict[str, Any] | None = Field(
+        default=None, description="exact, normalized, numeric, contains, regex, f1, choice, "
+        "module:function, or e.g. {name: numeric, tolerance: 0.01} (default: the suite's)")
+    harness: Literal["chat", "agent", "command"] = Field(
+        default="chat", description="chat (one reply), agent (runs code in a sandbox) or "
+        "command (an external agent CLI)")
     agent: AgentConfig = Field(default_factory=AgentConfig)
     command: CommandConfig = Field(default_factory=CommandConfig)
     target: ModelConfig = Field(default_factory=lambda: ModelConfig(
-        model=DEFAULT_MODELS["target"], max_tokens=ROLE_MAX_TOKENS["target"]))
+        model=DEFAULT_MODELS["target"], max_tokens=ROLE_MAX_TOKENS["target"]),
+        description="the frozen model that does the tasks")
     optimizer: ModelConfig = Field(default_factory=lambda: ModelConfig(
-        model=DEFAULT_MODELS["optimizer"], max_tokens=ROLE_MAX_TOKENS["optimizer"]))
-    train: TrainingConfig = Field(default_factory=TrainingConfig)
-    gate: GateConfig = Field(default_factory=GateConfig)
-    budget: BudgetConfig = Field(default_factory=BudgetConfig)
-    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    out: str | None = None
+        model=DEFAULT_MODELS["optimizer"], max_tokens=ROLE_MAX_TOKENS["optimizer"]),
+        description="the model that reads rollouts and proposes edits")
+    train: TrainingConfig = Field(default_factory=TrainingConfig,
+                                  description="the optimization loop: steps, edits, candidates")
+    gate: GateConfig = Field(default_factory=GateConfig,
+                             description="when a candidate replaces the current skill")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig,
+                                 description="limits at which a run stops cleanly")
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict, description="USD per "
+                                                   "million tokens (input, output) by model")
+    out: str | None = Field(default=None, description="run folder (default: runs/NAME-TIME); "
+                            "an existing one resumes")
     cache: str | None = Field(default=None, description="shared response cache file")
-    seed: int = 0
+    seed: int = Field(default=0, description="seed of batches, samples and the gate's order")
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skilltrain.config import FieldsConfig as FieldMap  # which columns hold the task's parts
+
 
 class DataError(ValueError):
     """A data file or row that cannot be used; the message names file, line and field."""
@@ -24,16 +26,6 @@ class Task:
     answer: Any = None
     type: str = "default"
     meta: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FieldMap:
-    """Which columns of the user's file hold the task's parts."""
-
-    id: str | None = "id"
-    input: str = "input"
-    answer: str = "answer"
-    type: str | None = "type"
 
 
 @dataclass(frozen=True)

@@ -15,24 +15,24 @@ from pathlib import Path
 from skilltrain.config import ConfigError, TrainConfig
 from skilltrain.run_files import check_resumable, check_sqlite
 from skilltrain.scoring import check_scorer
+from skilltrain.store import DATABASE_FILE, STATE_FILE
 
 
 def check_run(cfg: TrainConfig, replay: bool = False) -> None:
     """Raise the one-line error a bad input would cause later: tasks, skill, scorer (tried on
     one task with its own reference as the answer), harness, the run folder a resume reads, and
     the response cache (which `--replay` needs to exist)."""
-    from skilltrain.run_setup import build_harness, resolve_inputs
-    from skilltrain.trainer import Trainer
+    from skilltrain.run_setup import RunParts, build_harness, resolve_inputs
 
     out = Path(cfg.out) if cfg.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"out {out}: exists and is not a folder")
-    splits, _, scorer = resolve_inputs(Trainer(cfg, replay=replay), None, None)
+    splits, _, scorer = resolve_inputs(cfg, RunParts(), None, None)
     check_scorer(scorer, splits.train[0])
     build_harness(cfg)
     if out is not None and out.is_dir():
         check_resumable(out)
-    cache = Path(cfg.cache) if cfg.cache else (out / "run.sqlite" if out else None)
+    cache = Path(cfg.cache) if cfg.cache else (out / DATABASE_FILE if out else None)
     if replay and (cache is None or not cache.is_file()):
         where = f"cache {cache}" if cache else "--replay"
         raise ConfigError(f"{where}: no such file; --replay serves every model call from an "
@@ -49,7 +49,7 @@ def empty_again(path: Path) -> None:
     """After a run failed before its first checkpoint, take out what it wrote into a folder
     that was empty before: a failed start must leave nothing behind, even in a folder the user
     made for it (a checkpointed run stays, since it can be resumed)."""
-    if (path / "state.json").exists():
+    if (path / STATE_FILE).exists():
         return
     for child in path.iterdir():
         if child.is_dir() and not child.is_symlink():

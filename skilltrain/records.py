@@ -6,6 +6,7 @@ store can all speak about the same objects without importing each other.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -64,3 +65,23 @@ class Rollout(BaseModel):
     @property
     def ok(self) -> bool:
         return self.error is None and self.score is not None
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """What counts as a failure: one definition for the analysts, the full rewrite, the slow
+    update's before/after labels and the step's failure list, taken from the gate's metric, so
+    the optimizer works on what the gate measures. A rollout with an infrastructure failure is
+    neither a failure nor a success: it says nothing about the skill."""
+
+    metric: str = "hard"  # "hard", "soft" or "mix" (Score.value)
+    soft_weight: float = 0.5
+    threshold: float = 1.0  # at or above: a success
+
+    def failed(self, rollout: Rollout) -> bool:
+        if not rollout.ok:
+            return False
+        return rollout.score.value(self.metric, self.soft_weight) < self.threshold  # type: ignore[union-attr]
+
+    def passed(self, rollout: Rollout) -> bool:
+        return rollout.ok and not self.failed(rollout)

@@ -11,17 +11,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from skilltrain.config import ModelConfig, TrainConfig
+    from pydantic import SecretStr
 
 ROLES = ("target", "optimizer")
 REDACTED = "***redacted***"
 _SECRET_WORDS = frozenset({"auth", "authorization", "authentication", "password", "passwd", "pwd",
                            "secret", "secrets", "credential", "credentials", "signature", "sig",
                            "cookie", "bearer"})
+
+
+class RoleKeys(Protocol):
+    """Where one role's settings (config.ModelConfig) may hold a credential. Typed by shape, not
+    by importing config: config imports this module, and a type-only import back is a cycle."""
+
+    @property
+    def api_key(self) -> SecretStr | None: ...
+    @property
+    def api_key_env(self) -> str | None: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def extra_body(self) -> Mapping[str, Any]: ...
+
+
+class RoleSettings(Protocol):
+    """A run's settings (config.TrainConfig) as far as credentials go: its two roles."""
+
+    @property
+    def target(self) -> RoleKeys: ...
+    @property
+    def optimizer(self) -> RoleKeys: ...
 
 
 def sensitive_name(name: str) -> bool:
@@ -71,12 +94,12 @@ def _leaves(node: Any, path: str, sensitive: bool = False) -> Iterator[tuple[str
         yield from _leaves(v, f"{path}.{k}", sensitive or sensitive_name(str(k)))
 
 
-def missing_secrets(config: TrainConfig, roles: tuple[str, ...] = ROLES) -> list[str]:
+def missing_secrets(config: RoleSettings, roles: tuple[str, ...] = ROLES) -> list[str]:
     """Dotted keys holding the redaction marker instead of a credential (a config read back from
     config.yaml): a run refuses to start with any, rather than send the marker as a key."""
     out = []
     for role in roles:
-        mcfg: ModelConfig = getattr(config, role)
+        mcfg: RoleKeys = getattr(config, role)
         if mcfg.api_key is not None and mcfg.api_key.get_secret_value() == REDACTED \
                 and not mcfg.api_key_env:
             out.append(f"{role}.api_key")
@@ -87,7 +110,7 @@ def missing_secrets(config: TrainConfig, roles: tuple[str, ...] = ROLES) -> list
     return out
 
 
-def secret_values(config: TrainConfig, environ: Mapping[str, str]) -> set[str]:
+def secret_values(config: RoleSettings, environ: Mapping[str, str]) -> set[str]:
     """Every credential this config sends: inline keys, the variables api_key_env names (and the
     OPENAI_API_KEY / OPENAI_BASE_URL fallbacks), base_url credentials, sensitive extra_body
     values. Endpoints echo keys back in error bodies, so everything a run writes is scrubbed."""
@@ -95,7 +118,7 @@ def secret_values(config: TrainConfig, environ: Mapping[str, str]) -> set[str]:
     for url in (environ.get("OPENAI_BASE_URL"), *(getattr(config, r).base_url for r in ROLES)):
         found.update(_url_secrets(url or ""))
     for role in ROLES:
-        mcfg: ModelConfig = getattr(config, role)
+        mcfg: RoleKeys = getattr(config, role)
         found.add(mcfg.api_key.get_secret_value() if mcfg.api_key else "")
         found.add(environ.get(mcfg.api_key_env or "") or "")
         for _, value, sensitive in _leaves(mcfg.extra_body, ""):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from skilltrain.skill import Edit
+from skilltrain.store import DATABASE_FILE, SELECTION_FILE, STATE_FILE, skill_file
 
 Check = Callable[[Any, str], None]
 """Raises `_Bad(where, expected)` when a value does not have the shape."""
@@ -179,7 +180,7 @@ def summary_shape() -> Check:
 
 def step_file_shape(name: str) -> Check:
     """A per-step file the report reads: an object; selection.json's edits a list."""
-    return obj({"edits": opt(list_of(ANY))}) if name == "selection.json" else obj({})
+    return obj({"edits": opt(list_of(ANY))}) if name == SELECTION_FILE else obj({})
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -245,13 +246,13 @@ def read_events(path: Path) -> list[dict]:
 def check_resumable(root: Path) -> None:
     """Everything a resume of `root` reads, read-only, so a bad file fails before the run folder
     is touched: state.json, the skill versions it names, and run.sqlite."""
-    state = read_json(root / "state.json", state_shape())
+    state = read_json(root / STATE_FILE, state_shape())
     if state is not None:
         for key in ("incumbent", "best", "epoch_start"):
-            skill = root / "skills" / f"v{state[key]['number']:04d}.md"
+            skill = root / skill_file(state[key]["number"])
             if read_text(skill) is None:
-                raise RunFileError(f"{root / 'state.json'}: {key}: {skill} does not exist")
-    check_sqlite(root / "run.sqlite")
+                raise RunFileError(f"{root / STATE_FILE}: {key}: {skill} does not exist")
+    check_sqlite(root / DATABASE_FILE)
 
 
 TABLES = (("scores", ("skill_hash", "task_id", "sample", "hard", "soft", "rollout")),

@@ -14,10 +14,11 @@ import random
 import shutil
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from skilltrain.config import (
     ROLES,
@@ -26,7 +27,7 @@ from skilltrain.config import (
     dump_config,
     load_config,
 )
-from skilltrain.data import FieldMap, Splits, Task, load_tasks, split_tasks, tasks_from_objects
+from skilltrain.data import Splits, Task, load_tasks, split_tasks, tasks_from_objects
 from skilltrain.estimate import estimate
 from skilltrain.evaluation import Evaluator
 from skilltrain.gate import DEFAULT_GATE, make_gate
@@ -34,28 +35,37 @@ from skilltrain.harness import make_harness
 from skilltrain.models.base import ChatModel, Completion, ModelError
 from skilltrain.models.cache import ResponseCache
 from skilltrain.models.client import CallSettings, RoleClient
-from skilltrain.models.meter import Limits, Meter
+from skilltrain.models.meter import Meter
 from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.redaction import missing_secrets, secret_values
-from skilltrain.run import RunContext, Version
+from skilltrain.run import RunContext
+from skilltrain.run_state import RunState
 from skilltrain.scoring import make_scorer
 from skilltrain.skill import Skill, SkillError
-from skilltrain.store import RunStore, Scrubber
-
-if TYPE_CHECKING:
-    from skilltrain.trainer import Trainer
+from skilltrain.store import CONFIG_FILE, STATE_FILE, RunStore, Scrubber
 
 
-def resolve_inputs(trainer: Trainer, tasks: Iterable[Task | dict] | None,
+@dataclass
+class RunParts:
+    """What the caller hands a run instead of configuring it: models, scorer, harness, gate.
+    None means "build it from the config"."""
+
+    target: Any = None
+    optimizer: Any = None
+    scorer: Any = None
+    harness: Any = None
+    gate: Any = None
+
+
+def resolve_inputs(cfg: TrainConfig, parts: RunParts, tasks: Iterable[Task | dict] | None,
                    skill: Skill | str | None) -> tuple[Splits, Skill, Any]:
     """Where tasks, skill and scorer come from: arguments first, then a suite, then files."""
-    cfg = trainer.config
     suite = None
     if cfg.suite:
         from skilltrain.suites import get_suite
 
         suite = get_suite(cfg.suite)
-    fields = FieldMap(**cfg.data.fields.model_dump())
+    fields = cfg.data.fields
     if tasks is not None:
         splits = split_tasks(tasks_from_objects(tasks, fields), cfg.data.split, cfg.data.seed)
     elif cfg.data.path:
@@ -86,10 +96,10 @@ def resolve_inputs(trainer: Trainer, tasks: Iterable[Task | dict] | None,
     except SkillError as exc:
         raise ConfigError(f"skill: {exc}") from None
     if suite is not None and suite.harness != "chat" and cfg.harness == "chat" \
-            and trainer.harness is None:
+            and parts.harness is None:
         raise ConfigError(f"suite {suite.name!r} needs the {suite.harness} harness; "
                           f"set harness: {suite.harness} (or --harness {suite.harness})")
-    scorer_spec = trainer.scorer or cfg.scorer or (suite.scorer if suite else None)
+    scorer_spec = parts.scorer or cfg.scorer or (suite.scorer if suite else None)
     if scorer_spec is None:
         raise ConfigError("scorer: not set; give a scorer name (e.g. exact, numeric) or "
                           "'module:function'")
@@ -105,14 +115,14 @@ def build_harness(cfg: TrainConfig) -> Any:
     """The configured harness; unusable options become a ConfigError naming the section."""
     try:
         return make_harness(cfg.harness, max_tokens=cfg.target.max_tokens,
-                            target_model=cfg.target.model, agent=cfg.agent.model_dump(),
-                            command=cfg.command.model_dump())
+                            target_model=cfg.target.model, agent=cfg.agent,
+                            command=cfg.command)
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"{cfg.harness}: {exc}") from None
 
 
-def default_out(trainer: Trainer) -> Path:
-    name = trainer.config.suite or "run"
+def default_out(cfg: TrainConfig) -> Path:
+    name = cfg.suite or "run"
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -134,9 +144,9 @@ def changed_settings(cfg: TrainConfig, root: Path) -> list[str]:
     """The settings in which `cfg` differs from the run already in `root` (none for a new
     folder). A difference that changes results raises: resuming under it would mix two runs
     while config.yaml named only one; what remains are NEUTRAL keys a resume may change."""
-    if not (root / "config.yaml").is_file():
+    if not (root / CONFIG_FILE).is_file():
         return []
-    saved, now = _flat(load_config(root / "config.yaml").redacted()), _flat(cfg.redacted())
+    saved, now = _flat(load_config(root / CONFIG_FILE).redacted()), _flat(cfg.redacted())
     differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k, ...) != now.get(k, ...))
     neutral = [k for k in differ if any(k == p or k.startswith(p + ".") for p in NEUTRAL)]
     refused = [k for k in differ if k not in neutral]
@@ -187,18 +197,20 @@ class ScrubbedModel:
 
 
 @asynccontextmanager
-async def open_run(trainer: Trainer, tasks: Iterable[Task | dict] | None,
-                   skill: Skill | str | None) -> AsyncIterator[RunContext]:
-    cfg = trainer.config
-    root = Path(cfg.out) if cfg.out else default_out(trainer)
+async def open_run(cfg: TrainConfig, parts: RunParts, tasks: Iterable[Task | dict] | None,
+                   skill: Skill | str | None, *, callbacks: Iterable[Callable[[dict], None]] = (),
+                   replay: bool = False) -> AsyncIterator[RunContext]:
+    """A run ready to train: its folder (new, or resumed under the same settings), models,
+    evaluator, gate and state, with the baseline scored on a new run."""
+    root = Path(cfg.out) if cfg.out else default_out(cfg)
     changed = changed_settings(cfg, root)
-    check_credentials(cfg, tuple(r for r in ROLES if getattr(trainer, r) is None
+    check_credentials(cfg, tuple(r for r in ROLES if getattr(parts, r) is None
                                  and not getattr(cfg, r).model.startswith("local:")), root)
-    splits, start, scorer = resolve_inputs(trainer, tasks, skill)
+    splits, start, scorer = resolve_inputs(cfg, parts, tasks, skill)
     fresh = not root.exists()
     store = RunStore(root, secret_values(cfg, os.environ))
     try:
-        meter = Meter(prices={**cfg.prices}, limits=Limits(**cfg.budget.model_dump()),
+        meter = Meter(prices={**cfg.prices}, limits=cfg.budget,
                       ledger=store.db)
     except sqlite3.DatabaseError as exc:
         store.close()
@@ -206,25 +218,27 @@ async def open_run(trainer: Trainer, tasks: Iterable[Task | dict] | None,
                           "file away to resume without its caches") from None
     state = store.load_state()
     if state is None or changed:
-        store.write_text("config.yaml", dump_config(cfg))
+        store.write_text(CONFIG_FILE, dump_config(cfg))
     if state is None:
         store.save_skill(0, start)
     try:
-        async with _run_context(trainer, store, state, splits, start, scorer, meter) as run:
+        async with _run_context(cfg, parts, store, state, splits, start, scorer, meter,
+                                list(callbacks), replay) as run:
             if state is not None and changed:
                 run.emit("warning", message=f"resuming with changed {', '.join(changed)} "
                          "(settings that do not change results; config.yaml updated)")
             yield run
     except BaseException:
-        if fresh and state is None and not store.path("state.json").exists():
+        if fresh and state is None and not store.path(STATE_FILE).exists():
             shutil.rmtree(root, ignore_errors=True)  # failed before the first checkpoint
         raise
 
 
 @asynccontextmanager
-async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, splits: Splits,
-                       start: Skill, scorer: Any, meter: Meter) -> AsyncIterator[RunContext]:
-    cfg = trainer.config
+async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state: dict | None,
+                       splits: Splits, start: Skill, scorer: Any, meter: Meter,
+                       callbacks: list[Callable[[dict], None]], replay: bool
+                       ) -> AsyncIterator[RunContext]:
     root = store.root
     async with AsyncExitStack() as stack:
         servers: dict[str, object] = {}
@@ -238,42 +252,39 @@ async def _run_context(trainer: Trainer, store: RunStore, state: dict | None, sp
                 from skilltrain.models.registry import open_model
 
                 given = await open_model(mcfg, stack, role, servers)
-            settings = CallSettings(temperature=mcfg.temperature, max_tokens=mcfg.max_tokens,
-                                    seed=mcfg.seed, retries=mcfg.retries,
-                                    backoff_s=mcfg.retry_backoff)
+            settings = CallSettings.for_role(mcfg, role)
             if store.scrub:
                 given = ScrubbedModel(given, store.scrub)
             return RoleClient(given, role, meter, cache=cache, settings=settings,
-                              replay=trainer.replay)
+                              replay=replay)
 
-        harness = trainer.harness or build_harness(cfg)  # before the models: fail fast
-        target = await client("target", trainer.target)
-        optimizer = await client("optimizer", trainer.optimizer)
+        harness = parts.harness or build_harness(cfg)  # before the models: fail fast
+        target = await client("target", parts.target)
+        optimizer = await client("optimizer", parts.optimizer)
         evaluator = Evaluator(harness, target, scorer, store.scores, splits.all(),
                               metric=cfg.gate.metric, soft_weight=cfg.gate.soft_weight)
         rule = DEFAULT_GATE if cfg.gate.rule == "default" else cfg.gate.rule
-        gate = make_gate(rule, **cfg.gate.options)
+        gate = parts.gate or make_gate(rule, **cfg.gate.options)
         val_ids = sorted(t.id for t in splits.val)
         random.Random(f"val:{cfg.seed}").shuffle(val_ids)
-        initial = Version(0, start, 0)
-        run = RunContext(trainer=trainer, store=store, splits=splits, evaluator=evaluator,
-                         target=target, optimizer=optimizer, meter=meter, gate=gate,
-                         val_ids=val_ids, initial=initial, incumbent=initial, best=initial,
-                         rejected=RejectedBuffer(capacity=cfg.train.rejected_buffer),
-                         epoch_start=initial,
-                         versions=[{**initial.to_json(), "accepted": True}],
-                         edit_ops=list(cfg.train.edit_ops), adapt_enabled=cfg.train.adapt)
+        capacity = cfg.train.rejected_buffer
+        run = RunContext(store=store, splits=splits, evaluator=evaluator, target=target,
+                         optimizer=optimizer, meter=meter, gate=gate, val_ids=val_ids,
+                         state=RunState.new(start, RejectedBuffer(capacity=capacity),
+                                            list(cfg.train.edit_ops)),
+                         callbacks=callbacks, adapt_enabled=cfg.train.adapt)
         if state is not None:
-            run.restore(state)
-            run.emit("resume", step=run.global_step, epoch=run.epoch + 1)
+            run.restore(state, capacity)
+            run.emit("resume", step=run.state.global_step, epoch=run.state.epoch + 1)
             if meter.warning:
                 run.emit("warning", message=meter.warning)
         else:
             run.emit("start", out=str(root), train=len(splits.train), val=len(splits.val),
                      test=len(splits.test), target=target.model.name,
-                     optimizer=optimizer.model.name, gate=rule)
+                     optimizer=optimizer.model.name,
+                     gate=rule if parts.gate is None else type(parts.gate).__name__)
             run.emit("estimate", **estimate(cfg, splits, start, meter))
-            store.write_text("best_skill.md", start.text)
+            store.write_best(start)
             evaluator.on_progress = run.tick
             baseline = await evaluator.mean(start, splits.val)  # cached for the gate
             run.emit("baseline", val=baseline["score"], n=baseline["n"])

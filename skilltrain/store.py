@@ -33,6 +33,34 @@ from skilltrain.records import Rollout, Score
 from skilltrain.redaction import REDACTED
 from skilltrain.skill import Skill
 
+# -- the layout: every name in a run folder is spelled here, and read from here ---------------
+CONFIG_FILE = "config.yaml"
+EVENTS_FILE = "events.jsonl"
+STATE_FILE = "state.json"
+SUMMARY_FILE = "summary.json"
+BEST_SKILL_FILE = "best_skill.md"
+DATABASE_FILE = "run.sqlite"
+REPORT_FILE = "report.html"
+SKILLS_DIR = "skills"
+STEPS_DIR = "steps"
+# the per-step files the report reads back (a step writes more)
+SELECTION_FILE, GATE_FILE, SLOW_UPDATE_FILE = "selection.json", "gate.json", "slow_update.json"
+
+
+def skill_name(version: int) -> str:
+    """A skill version's file name; v0000.md is the initial skill."""
+    return f"v{version:04d}.md"
+
+
+def skill_file(version: int) -> str:
+    """A skill version's path relative to the run folder (what `RunStore.path` takes)."""
+    return f"{SKILLS_DIR}/{skill_name(version)}"
+
+
+def step_file(step_id: str, name: str) -> str:
+    """One step's file relative to the run folder, e.g. steps/e01-s001/gate.json."""
+    return f"{STEPS_DIR}/{step_id}/{name}"
+
 
 def read_events(path: Path) -> list[dict]:
     """events.jsonl as records; a last line cut by a crash is skipped, the rest is good."""
@@ -120,13 +148,13 @@ class RunStore:
     def __init__(self, root: str | Path, secrets: Iterable[str] = ()):
         self.root = Path(root)
         self.scrub = Scrubber(secrets)
-        was_run = (self.root / "config.yaml").is_file()
+        was_run = (self.root / CONFIG_FILE).is_file()
         if not self.root.is_dir():
             self.root.mkdir(parents=True, mode=DIR_MODE)
             was_run = True  # ours: private like the rest
         if was_run:
             self._tighten()
-        self.db_path = self.root / "run.sqlite"
+        self.db_path = self.root / DATABASE_FILE
         if not self.db_path.exists():  # created 0600 so that -wal and -shm are too
             os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
         self.db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
@@ -167,6 +195,14 @@ class RunStore:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
+    @property
+    def best_path(self) -> Path:
+        """The skill to ship: rewritten whenever the best version changes."""
+        return self.path(BEST_SKILL_FILE)
+
+    def write_best(self, skill: Any) -> Path:
+        return self.write_text(BEST_SKILL_FILE, skill.text)
+
     def write_text(self, rel: str, text: str) -> Path:
         p = self.path(rel)
         self._mkdirs(p.parent)
@@ -189,7 +225,7 @@ class RunStore:
         record = {"time": round(time.time(), 3), "event": kind, **data}
         line = json.dumps(record, ensure_ascii=False, default=str)
         clean = self.scrub(line)
-        fd = os.open(self.path("events.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        fd = os.open(self.path(EVENTS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             os.fchmod(fd, FILE_MODE)
             fh.write(clean + "\n")
@@ -198,21 +234,21 @@ class RunStore:
         return record if clean == line else json.loads(clean)
 
     def events(self) -> list[dict]:
-        return read_events(self.path("events.jsonl"))
+        return read_events(self.path(EVENTS_FILE))
 
     # -- skills ------------------------------------------------------------
     def save_skill(self, version: int, skill: Skill) -> Path:
-        return self.write_text(f"skills/v{version:04d}.md", skill.text)
+        return self.write_text(skill_file(version), skill.text)
 
     def load_skill(self, version: int) -> Skill:
-        return Skill(self.path(f"skills/v{version:04d}.md").read_text(encoding="utf-8"))
+        return Skill(self.path(skill_file(version)).read_text(encoding="utf-8"))
 
     # -- checkpoint --------------------------------------------------------
     def save_state(self, state: dict) -> None:
-        self.write_json("state.json", state)
+        self.write_json(STATE_FILE, state)
 
     def load_state(self) -> dict | None:
-        p = self.path("state.json")
+        p = self.path(STATE_FILE)
         return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
 
     def close(self) -> None:

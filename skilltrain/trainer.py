@@ -3,7 +3,9 @@ boundary.
 
 `Trainer` follows the scikit-learn contract: the constructor stores settings, `fit()` does the
 work and returns self, and what was learned ends in an underscore (`best_skill_`, `summary_`).
-The bookkeeping (run folder, versions, checkpoints, summary) lives in `RunContext` (run.py).
+The bookkeeping (run folder, versions, checkpoints, summary) lives in `RunContext` (run.py),
+the checkpointed state in `RunState` (run_state.py); the policy (what is accepted, the final
+re-gate) stays here.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from skilltrain.optim.rewrite import full_rewrite
 from skilltrain.optim.schedule import edit_budget
 from skilltrain.optim.search import Candidate, SearchSettings, combine, propose
 from skilltrain.optim.update import Update
-from skilltrain.run import RunContext, StepRecord
-from skilltrain.run_setup import open_run
+from skilltrain.records import FailureRule
+from skilltrain.run import RunContext
+from skilltrain.run_setup import RunParts, open_run
 from skilltrain.screening import ScreenResult, screen_one
 from skilltrain.skill import Edit, Skill
+from skilltrain.step_record import Outcome, StepRecord
 
 
 class Trainer:
@@ -41,6 +45,7 @@ class Trainer:
         scorer: Any = None,
         harness: Any = None,
         callbacks: Iterable[Callable[[dict], None]] = (),
+        gate: Any = None,
         replay: bool = False,
         **overrides: Any,
     ):
@@ -54,8 +59,14 @@ class Trainer:
         self.optimizer = optimizer
         self.scorer = scorer
         self.harness = harness
+        self.gate = gate
         self.callbacks = list(callbacks)
         self.replay = replay
+
+    @property
+    def _failure(self) -> FailureRule:
+        """Failures as the gate's metric sees them (records.FailureRule)."""
+        return FailureRule(self.config.gate.metric, self.config.gate.soft_weight)
 
     def fit(self, tasks: Iterable[Task | dict] | None = None, skill: Skill | str | None = None
             ) -> Trainer:
@@ -68,48 +79,69 @@ class Trainer:
         stop (summary written, checkpointed) and then raises EndpointDown with a resume hint,
         so a caller cannot mistake the cut-short run for a finished one."""
         down: EndpointDown | None = None
-        async with open_run(self, tasks, skill) as run:
+        parts = RunParts(target=self.target, optimizer=self.optimizer, scorer=self.scorer,
+                         harness=self.harness, gate=self.gate)
+        async with open_run(self.config, parts, tasks, skill, callbacks=self.callbacks,
+                            replay=self.replay) as run:
             try:
                 await self._train(run)
             except BudgetExceeded as exc:
-                run.stopped = str(exc)
+                run.state.stopped = str(exc)
                 run.emit("budget_stop", reason=str(exc))
             except EndpointDown as exc:
                 if not exc.answered:
                     raise
-                down, run.stopped = exc, str(exc)
+                down, run.state.stopped = exc, str(exc)
                 run.emit("endpoint_stop", role=exc.role, reason=str(exc))
-            await run.finish()
-            self.best_skill_ = run.best.skill
-            self.final_skill_ = run.incumbent.skill
+            await run.conclude(await self._final_gate(run))
+            self.best_skill_ = run.state.best.skill
+            self.final_skill_ = run.state.incumbent.skill
             self.summary_ = run.summary
             self.run_dir_ = run.store.root
         if down is not None:
-            down.note = (f"stopped after step {run.global_step}, checkpointed; "
+            down.note = (f"stopped after step {run.state.global_step}, checkpointed; "
                          f"`skilltrain resume {self.run_dir_}` continues the run")
             raise down
         return self
+
+    async def _final_gate(self, run: RunContext) -> dict | None:
+        """The last incumbent against the best: the loop's final version may be one the gate
+        never compared with the best (a forced slow update, or later steps on top of it)."""
+        state = run.state
+        if state.incumbent.skill.hash == state.best.skill.hash or state.stopped:
+            return None
+        decision = await run.gate.decide(state.incumbent.skill, state.best.skill, run.val_ids,
+                                         run.evaluator)
+        final = {"accepted": decision.accepted, "reason": decision.reason,
+                 "candidate_score": decision.candidate_score,
+                 "incumbent_score": decision.incumbent_score}
+        run.emit("final_gate", **final)
+        if decision.accepted:
+            state.best = state.incumbent
+        return final
 
     async def _train(self, run: RunContext) -> None:
         cfg, seed = self.config.train, self.config.seed
         per_epoch = len(epoch_batches(run.splits.train, cfg.batch_size, 0, seed))
         total = min(cfg.epochs * per_epoch, cfg.max_steps or cfg.epochs * per_epoch)
-        for epoch in range(run.epoch, cfg.epochs):
+        for epoch in range(run.state.epoch, cfg.epochs):
             batches = epoch_batches(run.splits.train, cfg.batch_size, epoch, seed)
-            for index in range(run.batch_index, len(batches)):
-                if run.global_step >= total:
+            for index in range(run.state.batch_index, len(batches)):
+                if run.state.global_step >= total:
                     return
-                budget = edit_budget(cfg.lr_schedule, run.global_step, total, cfg.lr, cfg.lr_min)
+                budget = edit_budget(cfg.lr_schedule, run.state.global_step, total, cfg.lr,
+                                     cfg.lr_min)
                 record = await self._step(run, epoch, index, batches[index], budget)
                 run.commit_step(record, next_epoch=epoch, next_batch=index + 1)
-            if epoch + 1 < cfg.epochs and run.global_step < total:
+            if epoch + 1 < cfg.epochs and run.state.global_step < total:
                 await self._epoch_boundary(run, epoch)
             run.commit_epoch(epoch + 1)
 
     async def _step(self, run: RunContext, epoch: int, index: int, batch: list[Task],
                     budget: int) -> StepRecord:
         cfg = self.config.train
-        skill = run.incumbent.skill
+        skill = run.state.incumbent.skill
+        optimizer = run.optimizer.with_notes(run.state.meta_notes)
         step = run.begin_step(epoch, index, budget)
 
         rollouts = await run.evaluator.rollouts(skill, batch)                      # 1. rollout
@@ -117,26 +149,27 @@ class Trainer:
         run.meter.check()
         if cfg.update_mode == "full_rewrite":                                      # 2-5 at once
             result = await full_rewrite(
-                skill, list(zip(batch, rollouts)), run.optimizer,
-                minibatch_size=cfg.minibatch_size, rejected=run.rejected,
-                max_tokens=cfg.max_skill_tokens)
+                skill, list(zip(batch, rollouts)), optimizer,
+                minibatch_size=cfg.minibatch_size, rejected=run.state.rejected,
+                max_tokens=cfg.max_skill_tokens, failure=self._failure)
             update = Update(base=skill, candidate=result.candidate or skill, note=result.note)
             candidates = [Candidate("rewrite", update, result.note)] if update.changed else []
             step.update(update)
         else:
             reflection = await reflect(                                            # 2. reflect
-                skill, list(zip(batch, rollouts)), run.optimizer,
-                minibatch_size=cfg.minibatch_size, budget=budget, rejected=run.rejected,
+                skill, list(zip(batch, rollouts)), optimizer,
+                minibatch_size=cfg.minibatch_size, budget=budget, rejected=run.state.rejected,
                 analyse_successes=cfg.analyse_successes, reminders=cfg.appendix,
-                ops=tuple(run.edit_ops), train=run.splits.train,
-                search=ProposalSettings(cfg.proposals, cfg.proposal_temperature))
+                ops=tuple(run.state.edit_ops), train=run.splits.train,
+                search=ProposalSettings(cfg.proposals, cfg.proposal_temperature),
+                failure=self._failure)
             step.reflection(reflection)
             run.meter.check()
             proposed = await propose(                                          # 3-5. candidates
-                skill, reflection, run.optimizer, self._search_settings(budget),
+                skill, reflection, optimizer, self._search_settings(budget),
                 train=run.splits.train, batch=batch, seed=self.config.seed,
-                failures=[(t, r) for t, r in zip(batch, rollouts) if r.ok and r.score.hard < 1])
-            step.patch(proposed.merged, proposed.aggregator)
+                failures=[(t, r) for t, r in zip(batch, rollouts) if self._failure.failed(r)])
+            step.patch(proposed.aggregated)
             step.selection(proposed.selection)
             step.update(proposed.merged_update)
             run.adapt(step, reflection, proposed.merged_update)
@@ -154,7 +187,8 @@ class Trainer:
         if decision.accepted:
             run.accept(chosen.skill, step)
         else:
-            run.reject(decision, chosen.edits_for_memory(), chosen.patterns)
+            run.remember_rejected(chosen.edits_for_memory(), chosen.patterns,
+                                  decision.candidate_score - decision.incumbent_score)
         return step.done()
 
     def _search_settings(self, budget: int) -> SearchSettings:
@@ -175,7 +209,7 @@ class Trainer:
         if not self.config.train.screen:
             return candidates[0]
         batch, rollouts = _screen_items(batch, rollouts)
-        quoted = quoted_items(run.incumbent.skill, batch)
+        quoted = quoted_items(run.state.incumbent.skill, batch)
         screens = [await screen_one(run.evaluator, i, c.skill, batch, rollouts,
                                     quoted | quoted_items(c.skill, batch))
                    for i, c in enumerate(candidates)]
@@ -193,7 +227,8 @@ class Trainer:
         step.screening(candidates, result)
         for c, s in zip(candidates, screens):  # negative feedback, as a gate rejection is
             if not s.passed:
-                run.reject_screened(c.edits_for_memory(), c.patterns, s.delta if s.items else 0)
+                run.remember_rejected(c.edits_for_memory(), c.patterns,
+                                      s.delta if s.items else 0, screened=True)
         return None if best is None else candidates[best.index]
 
     async def _epoch_boundary(self, run: RunContext, epoch: int) -> None:
@@ -201,27 +236,29 @@ class Trainer:
         cfg = self.config.train
         if cfg.slow_update == "off" and not cfg.meta_skill:
             return
-        previous, current = run.epoch_start.skill, run.incumbent.skill
+        previous, current = run.state.epoch_start.skill, run.state.incumbent.skill
         sample = slow.sample_tasks(run.splits.train, cfg.slow_update_samples, self.config.seed,
                                    epoch)
         before = await run.evaluator.rollouts(previous, sample)
         after = await run.evaluator.rollouts(current, sample)
-        comparison = slow.compare(sample, before, after)
+        comparison = slow.compare(sample, before, after, failure=self._failure)
         record = run.begin_boundary(epoch, comparison)
         try:
             await self._slow_and_meta(run, record, previous, current, comparison, epoch)
         except ModelError as exc:
             if exc.kind == "fatal":
                 raise
-            record.row["outcome"] = f"failed ({exc.kind})"  # counted by the meter; run goes on
+            record.row.outcome = Outcome.FAILED  # counted by the meter; the run goes on
+            record.row.reason = f"optimizer call failed ({exc.kind})"
         run.commit_boundary(record)
 
     async def _slow_and_meta(self, run: RunContext, record: StepRecord, previous: Skill,
                              current: Skill, comparison: slow.Comparison, epoch: int) -> None:
         cfg = self.config.train
+        optimizer = run.optimizer.with_notes(run.state.meta_notes)
         if cfg.slow_update != "off":
             candidate, analysis = await slow.slow_update(previous, current, comparison,
-                                                         run.optimizer)
+                                                         optimizer)
             record.update_slow(candidate, analysis)
             if cfg.slow_update == "force":
                 run.accept(candidate, record, gated=False)
@@ -234,12 +271,14 @@ class Trainer:
                     guidance = Edit(op="replace", target="(slow-update block)",
                                     content=candidate.region("slow-update") or "",
                                     source="slow_update")
-                    run.reject(decision, [guidance], analysis)
+                    run.remember_rejected([guidance], analysis,
+                                          decision.candidate_score - decision.incumbent_score)
         if cfg.meta_skill:
-            notes = await slow.meta_notes(previous, run.incumbent.skill, comparison,
-                                          run.epoch_history(epoch), run.meta_notes, run.optimizer)
+            notes = await slow.meta_notes(previous, run.state.incumbent.skill, comparison,
+                                          [r.to_json() for r in run.state.epoch_history(epoch)],
+                                          run.state.meta_notes, optimizer)
             if repetitive(notes):  # a loop would sit in every optimizer prompt of the epoch
-                record.row["checks"] = {"meta_notes_repetitive": 1}
+                record.row.checks = {"meta_notes_repetitive": 1}
             else:
                 run.set_meta_notes(notes)
 

@@ -92,7 +92,9 @@ def test_tool_calls_round_trip() -> None:
     # the trajectory records the calls, the observations and the workspace
     roles = [e["role"] for e in rollout.trajectory]
     assert roles == ["user", "assistant", "tool", "tool", "tool", "assistant", "tool",
-                     "assistant", "harness"]
+                     "assistant", "harness", "harness"]
+    sandbox = rollout.trajectory[-2]  # the python tool ran: the record says how it was isolated
+    assert sandbox["event"] == "sandbox" and sandbox["isolation"] in ("namespaces", "guard")
     assert rollout.trajectory[2] == {"role": "tool", "tool_call_id": "c1", "name": "python",
                                      "content": "42", "error": False}
     assert rollout.trajectory[-1]["files"] == {"notes/answer.txt": 2}
@@ -316,14 +318,14 @@ def test_config_builds_the_configured_harness() -> None:
 def test_a_suite_that_needs_the_agent_harness_says_so(tmp_path: Path) -> None:
     from skilltrain import Trainer
     from skilltrain.config import ConfigError
-    from skilltrain.run_setup import resolve_inputs
+    from skilltrain.run_setup import RunParts, resolve_inputs
 
     pytest.importorskip("openpyxl")
     trainer = Trainer({"suite": "spreadsheet", "out": str(tmp_path / "run")})
     with pytest.raises(ConfigError, match="--harness agent"):
-        resolve_inputs(trainer, None, None)
+        resolve_inputs(trainer.config, RunParts(), None, None)
     agent = Trainer({"suite": "spreadsheet", "harness": "agent"})
-    splits, skill, scorer = resolve_inputs(agent, None, None)
+    splits, skill, scorer = resolve_inputs(agent.config, RunParts(), None, None)
     assert skill.name == "spreadsheet" and splits.train
 
 

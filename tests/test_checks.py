@@ -9,7 +9,7 @@ from skilltrain.data import Task
 from skilltrain.models.client import RoleClient
 from skilltrain.models.fake import FakeModel
 from skilltrain.models.meter import Meter
-from skilltrain.optim.aggregate import Aggregator
+from skilltrain.optim.aggregate import aggregate
 from skilltrain.optim.checks import CheckLog, EditChecker, Grounding, prompt_text, words
 from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.optim.patch import Patch
@@ -95,9 +95,9 @@ def test_a_blank_merge_reply_falls_back_to_the_analysts_edits():
     good = Edit(op="insert_after", target="# Dates", content="Use DD.MM.YYYY.", support=2)
     other = Edit(op="append", content="Write the year with four digits.", support=1)
     log = CheckLog()
-    agg = Aggregator(client, checker=EditChecker(SKILL, log))
-    merged = asyncio.run(agg.aggregate(SKILL, [Patch("failure", [good]),
-                                               Patch("failure", [other])]))
+    agg = asyncio.run(aggregate(SKILL, [Patch("failure", [good]), Patch("failure", [other])],
+                                client, checker=EditChecker(SKILL, log)))
+    merged = agg.patch
     assert [e.content for e in merged.edits] == [good.content, other.content]
     assert agg.fallbacks == 1 and log.counts["merge_fallback"] == 1
     assert log.counts["empty_content"] == 1
@@ -106,7 +106,7 @@ def test_a_blank_merge_reply_falls_back_to_the_analysts_edits():
 def test_no_merge_or_ranking_call_when_there_is_nothing_to_merge_or_rank():
     model, client = _model({})
     edit = Edit(op="append", content="Use dots.", support=1)
-    merged = asyncio.run(Aggregator(client).aggregate(SKILL, [Patch("failure", [edit])]))
+    merged = asyncio.run(aggregate(SKILL, [Patch("failure", [edit])], client)).patch
     selection = asyncio.run(select_edits(SKILL, merged, 2, client))
     assert selection.edits == [edit] and model.requests == []
 

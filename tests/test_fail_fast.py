@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import json
 import os
 import socket
@@ -286,8 +286,12 @@ def test_evaluate_and_fit_raise_instead_of_a_none_score(tmp_path, endpoint, refu
 def test_an_outage_mid_run_stops_cleanly_and_resumes(tmp_path, endpoint, monkeypatch):
     import skilltrain.run_setup as run_setup
 
-    monkeypatch.setattr(run_setup, "CallSettings",
-                        functools.partial(CallSettings, stop_after=3, stop_after_s=0.0))
+    @dataclasses.dataclass
+    class QuickStop(CallSettings):  # the run's clients stop after 3 failures in a row
+        stop_after: int = 3
+        stop_after_s: float = 0.0
+
+    monkeypatch.setattr(run_setup, "CallSettings", QuickStop)
     server = endpoint()
     target_calls = iter(range(1, 10**6))
 

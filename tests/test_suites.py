@@ -19,11 +19,11 @@ from skilltrain.scoring import make_scorer, score_rollout
 from skilltrain.skill import Skill
 from skilltrain.suites import get_suite, gym, house, list_suites
 from skilltrain.suites.base import SuiteError
-from skilltrain.suites.registry import SUITES
+from skilltrain.suites.registry import builtin_suites
 
 HAS_GYM = importlib.util.find_spec("reasoning_gym") is not None
 NO_GYM = f"reasoning-gym is not installed ({gym.INSTALL})"
-ALL = list(SUITES())
+ALL = list(builtin_suites())
 HOUSE = [name for name in ALL if name.startswith("house-")]
 GYM = [name for name in ALL if name.startswith("gym-")]
 MINE = HOUSE + GYM  # chat suites with string answers; others (spreadsheet) test themselves
@@ -51,12 +51,12 @@ def _param(names: list[str]) -> list:
 @pytest.fixture(scope="module")
 def built() -> dict[str, Splits]:
     """Build each suite once per module (gym suites only when the package is there)."""
-    return {name: SUITES()[name].build(0) for name in MINE
+    return {name: builtin_suites()[name].build(0) for name in MINE
             if HAS_GYM or not name.startswith("gym-")}
 
 
 def _score(suite_name: str, task: Task, answer: str):
-    scorer = make_scorer(SUITES()[suite_name].scorer)
+    scorer = make_scorer(builtin_suites()[suite_name].scorer)
     rollout = Rollout(task_id=task.id, skill_hash="x", answer=answer)
     return asyncio.run(score_rollout(scorer, task, rollout))
 
@@ -74,19 +74,19 @@ def test_registry_lists_the_required_suites() -> None:
 
 
 def test_registry_returns_fresh_objects() -> None:
-    first, second = SUITES(), SUITES()
+    first, second = builtin_suites(), builtin_suites()
     assert first is not second
     first.pop("house-number")
-    assert "house-number" in SUITES()
+    assert "house-number" in builtin_suites()
 
 
 def test_suite_records_are_consistent() -> None:
-    for name, suite in SUITES().items():
+    for name, suite in builtin_suites().items():
         assert suite.name == name
         assert suite.description
         assert Skill(suite.skill).name == name
     for name in MINE:
-        suite = SUITES()[name]
+        suite = builtin_suites()[name]
         assert suite.harness == "chat"
         assert suite.needs == ("suites" if name.startswith("gym-") else None)
 
@@ -103,7 +103,7 @@ def test_listing_suites_does_not_import_reasoning_gym() -> None:
 def test_gym_suite_without_the_package_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "reasoning_gym", None)  # makes the import fail
     with pytest.raises(SuiteError, match="pip install"):
-        SUITES()[GYM[0]].build(0)
+        builtin_suites()[GYM[0]].build(0)
 
 
 # -- splits -----------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def test_splits_have_the_default_sizes(name: str, built: dict[str, Splits]) -> N
 
 @pytest.mark.parametrize("name", _param(MINE))
 def test_splits_are_deterministic_per_seed(name: str, built: dict[str, Splits]) -> None:
-    suite = SUITES()[name]
+    suite = builtin_suites()[name]
     again = suite.build(0)
     assert again == built[name]
     other = suite.build(1)
@@ -167,7 +167,7 @@ def test_size_is_a_parameter_and_test_is_stable() -> None:
 
 @pytest.mark.parametrize("name", MINE)
 def test_starting_skill_is_valid_and_does_not_give_the_rule_away(name: str) -> None:
-    skill = Skill(SUITES()[name].skill)
+    skill = Skill(builtin_suites()[name].skill)
     skill.validate()
     assert skill.description and skill.body.strip()
     assert not re.search(r"\d", skill.text), "a digit in the skill could be a rule or an example"
@@ -212,7 +212,7 @@ def test_gym_scores_the_answer_tag(name: str, built: dict[str, Splits]) -> None:
 
 @pytest.mark.skipif(not HAS_GYM, reason=NO_GYM)
 def test_gym_scorer_survives_pickling(built: dict[str, Splits]) -> None:
-    suite = SUITES()[GYM[0]]
+    suite = builtin_suites()[GYM[0]]
     task = built[GYM[0]].test[0]
     make_scorer(suite.scorer).score(task, Rollout(task_id=task.id, skill_hash="x", answer="0"))
     copy = pickle.loads(pickle.dumps(suite.scorer))

@@ -155,3 +155,33 @@ def test_a_failed_analyst_call_is_recorded_with_its_reason(tmp_path):
     n = analysts["failed_calls"]  # every minibatch's analyst
     said = f"{n} analyst call failed" if n == 1 else f"{n} analyst calls failed"
     assert said in line and "context size" in line
+
+
+def test_a_gate_object_is_used_as_given_and_its_decisions_are_recorded(tmp_path):
+    """Trainer(gate=...) takes a gate like it takes models and a scorer: here one that rejects
+    everything; the good edit the strict gate would accept stays out and is remembered."""
+    from skilltrain.gate import Decision
+
+    class NoGate:
+        name = "never"
+
+        def __init__(self):
+            self.calls = []
+
+        async def decide(self, candidate, incumbent, items, evaluate):
+            self.calls.append((candidate.hash, incumbent.hash, len(items)))
+            return Decision(accepted=False, rule=self.name, candidate_score=0.0,
+                            incumbent_score=0.0, items_used=0, new_evaluations=0, excluded=0,
+                            stopped_early=False, reason="never accepts")
+
+    gate = NoGate()
+    trainer, _ = run(tmp_path, ["good"], gate=gate)
+    val = trainer.summary_["sizes"]["val"]
+    assert gate.calls and all(n == val for _, _, n in gate.calls)  # the whole val split
+    assert GOOD_RULE not in trainer.best_skill_.text
+    assert trainer.summary_["steps"]["accepted"] == 0
+    assert trainer.summary_["steps"]["rejected"] == len(gate.calls)
+    state = json.loads((tmp_path / "run/state.json").read_text())
+    assert GOOD_RULE in json.dumps(state["rejected"])
+    gates = [json.loads(p.read_text()) for p in (tmp_path / "run/steps").glob("*/gate.json")]
+    assert gates and {g["reason"] for g in gates} == {"never accepts"}

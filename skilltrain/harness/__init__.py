@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from skilltrain.config import AgentConfig, CommandConfig
 from skilltrain.harness.agent import AgentHarness
 from skilltrain.harness.chat import ChatHarness
 from skilltrain.harness.command import PRESETS, CommandHarness
@@ -26,9 +27,10 @@ HARNESSES = ("chat", "agent", "command")
 
 
 def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
-                 agent: Mapping[str, Any] | None = None,
-                 command: Mapping[str, Any] | None = None) -> Any:
-    """Build a harness from plain config values (the `agent:` / `command:` sections).
+                 agent: AgentConfig | Mapping[str, Any] | None = None,
+                 command: CommandConfig | Mapping[str, Any] | None = None) -> Any:
+    """Build a harness from the config's `agent:` / `command:` sections (or plain mappings of
+    them, validated the same way): their defaults are the config's, stated there once.
 
     The agent's protocol `auto` picks `text` for the embedded local models, whose server does not
     return native tool calls for them, and `tools` otherwise. Raises ValueError, with a
@@ -37,22 +39,18 @@ def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
     if kind == "chat":
         return ChatHarness(max_tokens=max_tokens)
     if kind == "agent":
-        a = dict(agent or {})
-        protocol = a.get("protocol", "auto")
+        a = AgentConfig.model_validate(agent or {})
+        protocol = a.protocol
         if protocol == "auto":
             protocol = "text" if target_model.startswith("local:") else "tools"
-        limits = Limits(timeout_s=a.get("timeout", 30.0), cpu_s=a.get("cpu_seconds", 20),
-                        memory_mb=a.get("memory_mb", 1024))
-        tools = [load_callable(s, "tool") for s in a.get("tools") or []]
-        return AgentHarness(tools=tools, protocol=protocol,
-                            max_turns=a.get("max_turns", 8), max_tokens=max_tokens,
-                            limits=limits, observation_chars=a.get("observation_chars", 3000))
+        limits = Limits(timeout_s=a.timeout, cpu_s=a.cpu_seconds, memory_mb=a.memory_mb)
+        tools = [load_callable(s, "tool") for s in a.tools]
+        return AgentHarness(tools=tools, protocol=protocol, max_turns=a.max_turns,
+                            max_tokens=max_tokens, limits=limits,
+                            observation_chars=a.observation_chars)
     if kind == "command":
-        c = dict(command or {})
-        return CommandHarness(c.get("cmd"), preset=c.get("preset", "generic"),
-                              template=c.get("template"), answer=c.get("answer", "stdout"),
-                              tag=c.get("tag", "ANSWER:"),
-                              answer_file=c.get("answer_file", "answer.txt"),
-                              timeout_s=c.get("timeout", 600.0),
-                              passthrough=c.get("passthrough"))
+        c = CommandConfig.model_validate(command or {})
+        return CommandHarness(c.cmd, preset=c.preset, template=c.template, answer=c.answer,
+                              tag=c.tag, answer_file=c.answer_file, timeout_s=c.timeout,
+                              passthrough=c.passthrough)
     raise ValueError(f"harness {kind!r}: expected one of {', '.join(HARNESSES)}")

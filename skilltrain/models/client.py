@@ -10,6 +10,7 @@ instead retried once with a larger limit), replay mode, and accounting by role a
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import random
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from skilltrain.config import ROLE_MAX_TOKENS, ModelConfig
 from skilltrain.models.base import ChatModel, Completion, ModelError
 from skilltrain.models.breaker import Breaker, EndpointDown, endpoint_of
 from skilltrain.models.cache import ResponseCache, request_key
@@ -51,6 +53,14 @@ class CallSettings:
     stop_after: int = 40
     stop_after_s: float = 120.0
 
+    @classmethod
+    def for_role(cls, mcfg: ModelConfig, role: str) -> CallSettings:
+        """A role's settings from its config section: the one place that maps config keys to
+        call options (a section outside a TrainConfig has no role default applied yet)."""
+        return cls(temperature=mcfg.temperature,
+                   max_tokens=mcfg.max_tokens or ROLE_MAX_TOKENS[role], seed=mcfg.seed,
+                   retries=mcfg.retries, backoff_s=mcfg.retry_backoff)
+
 
 class RoleClient:
     def __init__(
@@ -69,9 +79,17 @@ class RoleClient:
         self.cache = cache
         self.settings = settings or CallSettings()
         self.replay = replay
-        self.notes = ""  # optimizer-only notes (the meta skill), prepended to every call
+        self.notes = ""  # optimizer-only notes (the meta skill): see with_notes
         self.breaker = Breaker(role, endpoint_of(model))
         self._rng = random.Random()
+
+    def with_notes(self, notes: str) -> RoleClient:
+        """This client with optimizer-only notes (the meta skill) prepended to every call: the
+        same model, meter, cache and breaker. The trainer derives one per step from the run
+        state, so the notes are an input of the step, not a setting changed behind it."""
+        view = copy.copy(self)
+        view.notes = notes
+        return view
 
     def _request(self, messages: list[dict[str, Any]], schema: type[BaseModel] | None,
                  max_tokens: int | None, tools: list[dict[str, Any]] | None,

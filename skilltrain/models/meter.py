@@ -13,6 +13,7 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 
+from skilltrain.config import BudgetConfig as Limits  # the budget section is the limits
 from skilltrain.records import Usage
 
 # USD per million tokens (input, output). Users override or extend this in the config.
@@ -34,13 +35,6 @@ _SENT_COLUMNS = ("sent", "sent_prompt", "sent_completion")  # calls really sent 
 
 class BudgetExceeded(Exception):
     """Raised between stages when a configured limit is reached; the run then ends cleanly."""
-
-
-@dataclass
-class Limits:
-    max_calls: int | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
 
 
 @dataclass
@@ -207,3 +201,21 @@ class Meter:
         self.failures = Counter(state.get("failures", {}))
         self.retries = Counter(state.get("retries", {}))
         self.cache_hits = int(state.get("cache_hits", 0))
+
+
+@dataclass(frozen=True)
+class CheckpointUsage:
+    """What a checkpoint's meter had counted: usage per (role, stage), and final infrastructure
+    failures and retried attempts by kind. No cost: prices are applied when a run ends."""
+
+    usage: dict[tuple[str, str], Usage]
+    failures: dict[str, int]
+    retries: dict[str, int]
+
+
+def usage_from_checkpoint(data: dict) -> CheckpointUsage:
+    """Read what `Meter.state()` wrote (state.json's `meter`) without building a Meter, for a
+    reader of a run that has no summary yet; the format stays this module's business."""
+    return CheckpointUsage(usage={(r, s): Usage(**u) for r, s, u in data.get("usage") or []},
+                           failures=dict(data.get("failures") or {}),
+                           retries=dict(data.get("retries") or {}))

@@ -10,6 +10,7 @@ concatenation ordered failure-first by support, so one bad reply does not lose t
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from skilltrain.models.base import ModelError
 from skilltrain.models.client import RoleClient
@@ -36,79 +37,98 @@ def concat_dedup(patches: list[Patch], side: str) -> Patch:
     return Patch(side=side, edits=edits, patterns=patterns[:2000])
 
 
-class Aggregator:
-    def __init__(self, client: RoleClient, *, group_size: int = 8, limit: int = 16,
-                 checker: EditChecker | None = None):
-        self.client = client
-        self.checker = checker
-        self.group_size = max(2, group_size)
-        self.limit = limit
-        self.failed_calls = 0
-        self.fallbacks = 0  # merge replies that failed the meaning checks
-        self.calls = 0
+@dataclass
+class Aggregated:
+    """The merged patch and what it took: merge calls, failed calls, and merge replies that
+    failed the meaning checks (each replaced by the concatenation)."""
 
-    async def _merge(self, skill: Skill, patches: list[Patch], side: str) -> Patch:
-        non_empty = [p for p in patches if p.edits]
-        if len(non_empty) <= 1:
-            return concat_dedup(patches, side)
-        shown = "\n\n".join(
-            f"### From a {p.side} analyst\nPatterns: {p.patterns[:500]}\n{render_edits(p.edits)}"
-            for p in non_empty
-        )
-        prompt = render(
-            "merge",
-            skill=skill.text, patches=shown, limit=self.limit,
-            priority=(", and when a failure-driven edit conflicts with a success-driven one, "
-                      "keep the failure-driven one") if side == "merged" else "",
-        )
-        self.calls += 1
-        fallback = concat_dedup(non_empty, side)
-        try:
-            reply = await self.client.structured(
-                [{"role": "user", "content": prompt}], MergeReply, stage="aggregate"
-            )
-        except ModelError as exc:
-            if exc.kind == "fatal":
-                raise
-            self.failed_calls += 1
-            return fallback
-        sources = {e.source for p in non_empty for e in p.edits}
-        source = "failure" if "failure" in sources else "success"
-        edits = [e.to_edit(source) for e in reply.edits[: self.limit]]
-        if self.checker is not None:
-            inputs = [e for p in non_empty for e in p.edits]
-            rollouts = sum(max((e.support for e in p.edits), default=0) for p in non_empty)
-            checked = self.checker.merged(
-                self.checker.edits(edits, max_support=max(1, rollouts)), inputs)
-            if checked is None:
-                self.fallbacks += 1
-                return fallback
-            edits = checked
-        return Patch(side=side, edits=edits, patterns=fallback.patterns)
+    patch: Patch
+    calls: int = 0
+    failed_calls: int = 0
+    fallbacks: int = 0
 
-    async def _reduce_side(self, skill: Skill, patches: list[Patch], side: str) -> Patch:
-        level = [p for p in patches if p.edits]
-        if not level:
-            return Patch(side=side, patterns="\n".join(p.patterns for p in patches)[:2000])
-        while len(level) > 1:
-            groups = [level[i : i + self.group_size] for i in range(0, len(level),
-                                                                    self.group_size)]
-            level = list(await asyncio.gather(*(
-                self._merge(skill, g, side) if len(g) > 1 else _same(g[0]) for g in groups
-            )))
-        return level[0]
 
-    async def aggregate(self, skill: Skill, patches: list[Patch]) -> Patch:
-        fail, succ = await asyncio.gather(
-            self._reduce_side(skill, [p for p in patches if p.side == "failure"], "failure"),
-            self._reduce_side(skill, [p for p in patches if p.side == "success"], "success"),
-        )
-        if fail.edits and succ.edits:
-            final = await self._merge(skill, [fail, succ], "merged")
-            final.patterns = "\n".join(x for x in (fail.patterns, succ.patterns) if x)[:2000]
-            return final
+@dataclass(frozen=True)
+class _Merge:
+    client: RoleClient
+    checker: EditChecker | None
+    group_size: int
+    limit: int
+
+
+async def aggregate(skill: Skill, patches: list[Patch], client: RoleClient, *,
+                    group_size: int = 8, limit: int = 16,
+                    checker: EditChecker | None = None) -> Aggregated:
+    """Every analyst's patch merged into one, failure-driven edits first."""
+    how = _Merge(client, checker, max(2, group_size), limit)
+    out = Aggregated(Patch(side="merged"))
+    fail, succ = await asyncio.gather(
+        _reduce_side(how, out, skill, [p for p in patches if p.side == "failure"], "failure"),
+        _reduce_side(how, out, skill, [p for p in patches if p.side == "success"], "success"),
+    )
+    if fail.edits and succ.edits:
+        final = await _merge(how, out, skill, [fail, succ], "merged")
+        final.patterns = "\n".join(x for x in (fail.patterns, succ.patterns) if x)[:2000]
+        out.patch = final
+    else:
         only = fail if fail.edits else succ
-        return Patch(side="merged", edits=only.edits, patterns=fail.patterns or succ.patterns)
+        out.patch = Patch(side="merged", edits=only.edits,
+                          patterns=fail.patterns or succ.patterns)
+    return out
+
+
+async def _merge(how: _Merge, out: Aggregated, skill: Skill, patches: list[Patch],
+                 side: str) -> Patch:
+    non_empty = [p for p in patches if p.edits]
+    if len(non_empty) <= 1:
+        return concat_dedup(patches, side)
+    shown = "\n\n".join(
+        f"### From a {p.side} analyst\nPatterns: {p.patterns[:500]}\n{render_edits(p.edits)}"
+        for p in non_empty
+    )
+    prompt = render(
+        "merge",
+        skill=skill.text, patches=shown, limit=how.limit,
+        priority=(", and when a failure-driven edit conflicts with a success-driven one, "
+                  "keep the failure-driven one") if side == "merged" else "",
+    )
+    out.calls += 1
+    fallback = concat_dedup(non_empty, side)
+    try:
+        reply = await how.client.structured(
+            [{"role": "user", "content": prompt}], MergeReply, stage="aggregate"
+        )
+    except ModelError as exc:
+        if exc.kind == "fatal":
+            raise
+        out.failed_calls += 1
+        return fallback
+    sources = {e.source for p in non_empty for e in p.edits}
+    source = "failure" if "failure" in sources else "success"
+    edits = [e.to_edit(source) for e in reply.edits[: how.limit]]
+    if how.checker is not None:
+        inputs = [e for p in non_empty for e in p.edits]
+        rollouts = sum(max((e.support for e in p.edits), default=0) for p in non_empty)
+        checked = how.checker.merged(
+            how.checker.edits(edits, max_support=max(1, rollouts)), inputs)
+        if checked is None:
+            out.fallbacks += 1
+            return fallback
+        edits = checked
+    return Patch(side=side, edits=edits, patterns=fallback.patterns)
+
+
+async def _reduce_side(how: _Merge, out: Aggregated, skill: Skill, patches: list[Patch],
+                       side: str) -> Patch:
+    level = [p for p in patches if p.edits]
+    if not level:
+        return Patch(side=side, patterns="\n".join(p.patterns for p in patches)[:2000])
+    while len(level) > 1:
+        groups = [level[i : i + how.group_size] for i in range(0, len(level), how.group_size)]
+        level = list(await asyncio.gather(*(
+            _merge(how, out, skill, g, side) if len(g) > 1 else _same(g[0]) for g in groups
+        )))
+    return level[0]
 
 
 async def _same(patch: Patch) -> Patch:

@@ -31,7 +31,7 @@ from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.optim.patch import Patch
 from skilltrain.optim.prompts import render
 from skilltrain.optim.schemas import ALL_OPS, RuleReply, analyst_schema, ops_help
-from skilltrain.records import Rollout
+from skilltrain.records import FailureRule, Rollout
 from skilltrain.skill import Edit, Skill
 
 
@@ -125,7 +125,7 @@ async def reflect(
     minibatch_size: int,
     budget: int,
     rejected: RejectedBuffer,
-    success_threshold: float = 1.0,
+    failure: FailureRule = FailureRule(),
     analyse_successes: bool = True,
     reminders: bool = False,
     ops: tuple[str, ...] = ALL_OPS,
@@ -137,8 +137,8 @@ async def reflect(
     `train` is the train split (for grounding worked examples); it never holds val or test."""
     search = search or ProposalSettings()
     ok = [(t, r) for t, r in scored if r.ok]
-    failures = [(t, r) for t, r in ok if r.score.hard < success_threshold]
-    successes = [(t, r) for t, r in ok if r.score.hard >= success_threshold]
+    failures = [(t, r) for t, r in ok if failure.failed(r)]
+    successes = [(t, r) for t, r in ok if failure.passed(r)]
     result = ReflectResult(n_failures=len(failures), n_successes=len(successes))
     checker = result.checker = EditChecker(skill, result.checks)
     grounding = Grounding(list(train) or [t for t, _ in scored], result.checks)

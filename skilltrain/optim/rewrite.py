@@ -20,7 +20,7 @@ from skilltrain.optim.patch import render_edits
 from skilltrain.optim.prompts import render
 from skilltrain.optim.reflect import minibatches, render_rollout
 from skilltrain.optim.schemas import FullRewriteReply, RankReply, RewriteReply
-from skilltrain.records import Rollout
+from skilltrain.records import FailureRule, Rollout
 from skilltrain.skill import Edit, Skill
 
 
@@ -55,12 +55,11 @@ async def rewrite(skill: Skill, edits: list[Edit], client: RoleClient, max_token
 
 
 async def full_rewrite(skill: Skill, scored: Sequence[tuple[Task, Rollout]], client: RoleClient,
-                       *, minibatch_size: int, rejected: RejectedBuffer, max_tokens: int
-                       ) -> RewriteResult:
-    ok = [(t, r) for t, r in scored if r.ok]
-    jobs = [("failures", mb) for mb in minibatches([x for x in ok if x[1].score.hard < 1],
+                       *, minibatch_size: int, rejected: RejectedBuffer, max_tokens: int,
+                       failure: FailureRule = FailureRule()) -> RewriteResult:
+    jobs = [("failures", mb) for mb in minibatches([x for x in scored if failure.failed(x[1])],
                                                    minibatch_size)]
-    jobs += [("successes", mb) for mb in minibatches([x for x in ok if x[1].score.hard >= 1],
+    jobs += [("successes", mb) for mb in minibatches([x for x in scored if failure.passed(x[1])],
                                                      minibatch_size)]
 
     async def one(side: str, batch: list) -> tuple[Skill, str] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from skilltrain.data import Task
 from skilltrain.models.client import RoleClient
-from skilltrain.optim.aggregate import Aggregator
+from skilltrain.optim.aggregate import Aggregated, aggregate
 from skilltrain.optim.checks import EditChecker
 from skilltrain.optim.examples import ExampleBudget, propose_examples
 from skilltrain.optim.form import form_edit
@@ -70,7 +70,7 @@ class SearchSettings:
 class Proposed:
     candidates: list[Candidate]
     merged: Patch
-    aggregator: Aggregator
+    aggregated: Aggregated
     selection: Selection
     merged_update: Update
 
@@ -80,9 +80,10 @@ async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, s
                   failures: Sequence[tuple[Task, Rollout]], seed: int) -> Proposed:
     """Every distinct candidate of this step, the paper's merged one first."""
     checker = reflection.checker or EditChecker(skill, reflection.checks)
-    aggregator = Aggregator(client, group_size=settings.group_size,
-                            limit=max(8, 3 * settings.budget), checker=checker)
-    merged = await aggregator.aggregate(skill, reflection.patches)
+    aggregated = await aggregate(skill, reflection.patches, client,
+                                 group_size=settings.group_size,
+                                 limit=max(8, 3 * settings.budget), checker=checker)
+    merged = aggregated.patch
     selection = await select_edits(skill, merged, settings.budget, client, floor=settings.floor)
     merged_update = await update_skill(
         skill, selection.edits, client, mode=settings.mode,
@@ -104,7 +105,7 @@ async def propose(skill: Skill, reflection: ReflectResult, client: RoleClient, s
         if shown is not None:
             candidates.append(Candidate("examples", Update(base=skill, candidate=shown),
                                         "worked examples of the failing types"))
-    return Proposed(_distinct(skill, candidates), merged, aggregator, selection, merged_update)
+    return Proposed(_distinct(skill, candidates), merged, aggregated, selection, merged_update)
 
 
 def combine(instructions: Candidate, examples: Candidate) -> Candidate | None:

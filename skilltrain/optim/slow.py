@@ -19,7 +19,7 @@ from skilltrain.models.client import RoleClient
 from skilltrain.optim.prompts import render
 from skilltrain.optim.reflect import render_rollout
 from skilltrain.optim.schemas import MetaReply, SlowUpdateReply
-from skilltrain.records import Rollout
+from skilltrain.records import FailureRule, Rollout
 from skilltrain.skill import SLOW_UPDATE_REGION, Skill
 
 LABELS = ("improved", "regressed", "still failing", "still passing")
@@ -42,10 +42,10 @@ def sample_tasks(train: Sequence[Task], n: int, seed: int, epoch: int) -> list[T
     return pool[:n]
 
 
-def label(before: Rollout, after: Rollout, threshold: float = 1.0) -> str | None:
+def label(before: Rollout, after: Rollout, failure: FailureRule = FailureRule()) -> str | None:
     if not (before.ok and after.ok):
         return None  # an infrastructure failure on either side says nothing about the skill
-    was, now = before.score.hard >= threshold, after.score.hard >= threshold  # type: ignore[union-attr]
+    was, now = failure.passed(before), failure.passed(after)
     if now and not was:
         return "improved"
     if was and not now:
@@ -54,11 +54,11 @@ def label(before: Rollout, after: Rollout, threshold: float = 1.0) -> str | None
 
 
 def compare(tasks: Sequence[Task], before: Sequence[Rollout], after: Sequence[Rollout],
-            max_shown: int = 12) -> Comparison:
+            max_shown: int = 12, failure: FailureRule = FailureRule()) -> Comparison:
     result = Comparison()
     shown: list[str] = []
     for task, b, a in zip(tasks, before, after):
-        lab = label(b, a)
+        lab = label(b, a, failure)
         if lab is None:
             continue
         result.labels[task.id] = lab

@@ -1,4 +1,7 @@
-"""The Suite record and the registry of built-in suites."""
+"""The Suite record and its error; the suites by name are in `registry`.
+
+Nothing here imports a suite module, so each suite module can import this one without a cycle.
+"""
 
 from __future__ import annotations
 
@@ -25,20 +28,3 @@ class Suite:
 
     def splits(self, seed: int = 0) -> Splits:
         return self.build(seed)
-
-
-def _registry() -> dict[str, Suite]:
-    from skilltrain.suites import registry
-
-    return registry.SUITES()
-
-
-def list_suites() -> list[Suite]:
-    return list(_registry().values())
-
-
-def get_suite(name: str) -> Suite:
-    suites = _registry()
-    if name not in suites:
-        raise SuiteError(f"suite {name!r}: unknown; available: {', '.join(sorted(suites))}")
-    return suites[name]

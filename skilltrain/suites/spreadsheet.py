@@ -34,7 +34,7 @@ from typing import Any
 
 from skilltrain.data import Splits, Task
 from skilltrain.records import Rollout, Score
-from skilltrain.suites.base import Suite
+from skilltrain.suites.base import Suite, SuiteError
 
 NAME = "spreadsheet"
 INPUT, OUTPUT = "input.xlsx", "output.xlsx"
@@ -96,8 +96,6 @@ def _openpyxl() -> Any:
     try:
         import openpyxl
     except ImportError:  # pragma: no cover - depends on the environment
-        from skilltrain.suites.base import SuiteError
-
         raise SuiteError("suite 'spreadsheet' needs openpyxl; install with: "
                          "pip install 'skilltrain[suites]'") from None
     return openpyxl
