@@ -156,9 +156,11 @@ class RunContext:
     def checkpoint(self, done: bool = False) -> None:
         self.store.save_state(self.state.to_json(meter=self.meter.state(), done=done))
 
-    def restore(self, data: dict, capacity: int) -> None:
+    def restore(self, data: dict) -> None:
+        """The checkpointed state in place of the fresh one (same initial skill, buffer size
+        and configured edit operations)."""
         self.state = RunState.from_json(data, self.state.initial, self.store.load_skill,
-                                        capacity, self.state.edit_ops)
+                                        self.state.rejected.capacity, self.state.edit_ops)
         self.meter.restore(data["meter"])
 
     # -- end of run ----------------------------------------------------------

@@ -267,14 +267,14 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
         gate = parts.gate or make_gate(rule, **cfg.gate.options)
         val_ids = sorted(t.id for t in splits.val)
         random.Random(f"val:{cfg.seed}").shuffle(val_ids)
-        capacity = cfg.train.rejected_buffer
         run = RunContext(store=store, splits=splits, evaluator=evaluator, target=target,
                          optimizer=optimizer, meter=meter, gate=gate, val_ids=val_ids,
-                         state=RunState.new(start, RejectedBuffer(capacity=capacity),
+                         state=RunState.new(start,
+                                            RejectedBuffer(capacity=cfg.train.rejected_buffer),
                                             list(cfg.train.edit_ops)),
                          callbacks=callbacks, adapt_enabled=cfg.train.adapt)
         if state is not None:
-            run.restore(state, capacity)
+            run.restore(state)
             run.emit("resume", step=run.state.global_step, epoch=run.state.epoch + 1)
             if meter.warning:
                 run.emit("warning", message=meter.warning)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import alive
 
 from skilltrain.data import Task
 from skilltrain.harness.command import PRESETS, CommandHarness, install_skill, tagged_answer
@@ -26,14 +27,6 @@ PLAIN = Skill("Answer plainly.\n")
 def run(harness: CommandHarness, skill: Skill, text: str, **meta: object) -> Rollout:
     task = Task(id="c1", input=text, answer="", meta=dict(meta))
     return asyncio.run(harness.run(skill, task, None))
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def test_the_script_agent_reads_the_installed_skill() -> None:

@@ -35,6 +35,16 @@ class Crash(Exception):
     """Stands in for a crash in the middle of a run (after at least one checkpoint)."""
 
 
+def killed_in_step_two(tmp_path: Path, srv, monkeypatch) -> tuple[Path, Path]:
+    """A run over HTTP (optimizer key from OPT_KEY_VAR, set here) killed as step 2 starts:
+    its config file and its run folder, checkpointed after step 1."""
+    cfg_path = write_config(tmp_path, srv)
+    monkeypatch.setenv("OPT_KEY_VAR", OPT_KEY)
+    with pytest.raises(Crash):
+        Trainer(load_config(cfg_path), callbacks=[crash_at("step_start", 2)]).fit()
+    return cfg_path, tmp_path / "run"
+
+
 def crash_at(kind: str, nth: int):
     seen = {"n": 0}
 
@@ -98,11 +108,7 @@ def cli(args: list[str], **env: str):
 
 def test_resume_after_an_inline_key_sends_the_real_key_or_refuses(tmp_path, server, monkeypatch):
     srv = server()
-    cfg_path = write_config(tmp_path, srv)
-    monkeypatch.setenv("OPT_KEY_VAR", OPT_KEY)
-    with pytest.raises(Crash):
-        Trainer(load_config(cfg_path), callbacks=[crash_at("step_start", 2)]).fit()
-    root = tmp_path / "run"
+    cfg_path, root = killed_in_step_two(tmp_path, srv, monkeypatch)
     first = auth_log(srv)
     assert first and (root / "state.json").is_file()
     monkeypatch.delenv("OPT_KEY_VAR")
@@ -248,11 +254,7 @@ def test_usage_is_exact_after_a_kill_before_the_first_checkpoint(tmp_path):
 def test_a_lost_ledger_is_flagged_and_never_counts_below_the_checkpoint(tmp_path, server,
                                                                         monkeypatch, damage):
     srv = server()
-    cfg_path = write_config(tmp_path, srv)
-    monkeypatch.setenv("OPT_KEY_VAR", OPT_KEY)
-    with pytest.raises(Crash):
-        Trainer(load_config(cfg_path), callbacks=[crash_at("step_start", 2)]).fit()
-    root = tmp_path / "run"
+    cfg_path, root = killed_in_step_two(tmp_path, srv, monkeypatch)
     checkpoint = json.loads((root / "state.json").read_text())["meter"]["usage"]
     for p in root.glob("run.sqlite*"):
         p.unlink()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from procs import wait_marker_gone
 
 from skilltrain.harness.sandbox import (
     Limits,
@@ -20,38 +20,6 @@ from skilltrain.harness.sandbox import (
 )
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process groups, rlimits, /proc")
-
-
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (a container's init may not reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def with_marker(marker: str) -> list[int]:
-    """Live processes whose command line holds `marker`. A pid printed inside the sandbox's pid
-    namespace means nothing out here, so processes are found by what they were started with."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and entry.name != str(os.getpid()):
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def wait_marker_gone(marker: str, within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while with_marker(marker):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_runs_code_in_a_fresh_workspace() -> None:

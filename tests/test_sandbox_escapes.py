@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from procs import with_marker
 
 from skilltrain.harness import isolation
 from skilltrain.harness.sandbox import Limits, Sandbox, SandboxError
@@ -61,26 +62,6 @@ def unchanged(folder: Path) -> bool:
     victim = folder / "keep.txt"
     return (sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
             and victim.read_text() == "original" and stat.S_IMODE(victim.stat().st_mode) == 0o644)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def with_marker(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker.encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 # -- 1. the caller's environment through /proc -------------------------------------------------

@@ -35,7 +35,7 @@ def holds_reference(task: Task, rollout: Rollout) -> bool:
     ref, got = _norm(display_answer(task.answer)), _norm(rollout.answer or "")
     if not ref or len(got) <= len(ref):
         return False
-    if ref.isalnum() or re.fullmatch(r"[\w.,:/+-]+", ref):  # short tokens: whole-word match
+    if re.fullmatch(r"[\w.,:/+-]+", ref):  # a token: whole-token match
         return re.search(rf"(?<![\w.]){re.escape(ref)}(?![\w]|\.\d)", got) is not None
     return ref in got
 
