@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from skilltrain.config import FieldsConfig as FieldMap  # which columns hold the task's parts
+# which columns hold the task's parts
+from skilltrain.config_sections import FieldsConfig as FieldMap
 
 
 class DataError(ValueError):

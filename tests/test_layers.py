@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("leaves", ("records", "anchors", "files", "loading", "redaction",
                 "gate", "gate.decision", "gate.ledger", "gate.paired", "gate.registry",
                 "gate.rule", "gate.sign_test", "gate.strict")),
-    ("vocabulary", ("config", "config_doc", "data", "skill")),
+    ("vocabulary", ("config_sections", "config", "config_doc", "data", "skill")),
     ("engines", ("scoring", "models", "models.base", "models.breaker", "models.cache",
                  "models.client", "models.fake", "models.meter", "models.openai_compat")),
     ("harness", ("harness", "harness.agent", "harness.chat", "harness.command", "harness.guard",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from skilltrain.config import AgentConfig, CommandConfig
+from skilltrain.config_sections import AgentConfig, CommandConfig
 from skilltrain.harness.agent import AgentHarness
 from skilltrain.harness.chat import ChatHarness
 from skilltrain.harness.command import PRESETS, CommandHarness

@@ -13,7 +13,7 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 
-from skilltrain.config import BudgetConfig as Limits  # the budget section is the limits
+from skilltrain.config_sections import BudgetConfig as Limits  # the budget section is the limits
 from skilltrain.records import Usage
 
 # USD per million tokens (input, output). Users override or extend this in the config.

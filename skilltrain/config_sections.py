@@ -1,0 +1,89 @@
+"""The plain sections of a run's config: where tasks come from, the harness options and the
+budget. They hold no cross-section rules, so they live apart from TrainConfig (config.py),
+which composes them and owns loading, merging and redaction."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strict(BaseModel):
+    """A section that refuses unknown keys and checks values on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class FieldsConfig(Strict):
+    id: str | None = Field(default="id", description="column of the task id (null: numbered)")
+    input: str = Field(default="input", description="column of the task input")
+    answer: str = Field(default="answer", description="column of the reference answer")
+    type: str | None = Field(default="type", description="column of the task type: splits are "
+                             "stratified and scores reported by it (null: one type)")
+
+
+class DataConfig(Strict):
+    path: str | None = Field(default=None, description="tasks file (.jsonl, .json, .csv), "
+                             "split by ratio")
+    train: str | None = Field(default=None, description="pre-split train tasks (with val)")
+    val: str | None = Field(default=None, description="pre-split validation tasks: the gate's")
+    test: str | None = Field(default=None, description="pre-split test tasks: the final report")
+    fields: FieldsConfig = Field(default_factory=FieldsConfig, description="which columns "
+                                 "hold what")
+    split: tuple[float, float, float] = Field(default=(0.5, 0.25, 0.25), description="train / "
+                                              "validation (the gate) / test ratios of `path`")
+    seed: int = Field(default=0, description="seed of the split and of a suite's tasks")
+    limit: int | None = Field(default=None, ge=1, description="use at most this many tasks")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.path and (self.train or self.val):
+            raise ValueError("give either 'path' (split by ratio) or 'train'/'val'/'test' files")
+        if (self.train is None) != (self.val is None):
+            raise ValueError("pre-split data needs both 'train' and 'val' files")
+        return self
+
+
+class BudgetConfig(Strict):
+    max_calls: int | None = Field(default=None, ge=1, description="stop cleanly after this "
+                                  "many model calls")
+    max_tokens: int | None = Field(default=None, ge=1, description="stop cleanly after this "
+                                   "many tokens, all roles")
+    max_cost: float | None = Field(default=None, gt=0, description="stop cleanly past this "
+                                   "cost, USD (see prices)")
+
+
+class AgentConfig(Strict):
+    """Options of the agent harness (`harness: agent`)."""
+
+    protocol: Literal["auto", "tools", "text"] = Field(
+        default="auto", description="tools: native tool calls; text: code blocks and FINAL:; "
+        "auto: text for local:* targets, else tools")
+    max_turns: int = Field(default=8, ge=1, description="model calls per task")
+    tools: list[str] = Field(default_factory=list, description="user tools, module:function")
+    timeout: float = Field(default=30.0, gt=0, description="seconds per code run")
+    cpu_seconds: int | None = Field(default=20, ge=1, description="CPU seconds per code run "
+                                    "(null: no limit)")
+    memory_mb: int | None = Field(default=1024, ge=64, description="address space per code "
+                                  "run, MB (null: no limit)")
+    observation_chars: int = Field(default=3000, ge=200, description="output of a code run "
+                                   "shown to the model, middle clipped")
+
+
+class CommandConfig(Strict):
+    """Options of the command harness (`harness: command`)."""
+
+    preset: Literal["claude-code", "codex", "generic"] = Field(
+        default="generic", description="the agent CLI: claude-code, codex, or generic (cmd)")
+    cmd: str | None = Field(default=None, description="the command for the generic preset")
+    template: str | None = Field(default=None, description="command line with placeholders "
+                                 "(default: the preset's; see harness/command.py)")
+    answer: Literal["stdout", "file"] = Field(default="stdout", description="where the answer "
+                                              "is read: a stdout line or answer_file")
+    tag: str = Field(default="ANSWER:", description="start of the stdout answer line")
+    answer_file: str = Field(default="answer.txt", description="the answer file (answer: file)")
+    timeout: float = Field(default=600.0, gt=0, description="seconds per task, then its "
+                           "process group is killed")
+    passthrough: list[str] | None = Field(default=None, description="environment variables "
+                                          "the agent may see (default: the preset's)")
