@@ -32,10 +32,13 @@ class ModelError(Exception):
     opened mid-run and the run is stopping).
     """
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, retry_after: float | None = None):
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = message
+        # Seconds the server asked us to wait (a `retry-after` header on a 429 or 503):
+        # the retry loop waits at least this long instead of its own backoff.
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:

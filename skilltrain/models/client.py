@@ -151,7 +151,10 @@ class RoleClient:
                     raise
                 self.meter.retries[exc.kind] += 1
                 delay = min(s.max_backoff_s, s.backoff_s * 2**attempt)
-                await asyncio.sleep(delay * (0.5 + self._rng.random()))
+                delay *= 0.5 + self._rng.random()
+                if exc.retry_after is not None:  # the server's own wait, capped
+                    delay = max(delay, min(exc.retry_after, s.max_backoff_s))
+                await asyncio.sleep(delay)
             else:
                 self.breaker.success()
                 return completion

@@ -72,11 +72,13 @@ class OpenAIModel:
             except openai.APIConnectionError as exc:
                 raise ModelError("connection", _connection_reason(exc)) from None
             except openai.RateLimitError as exc:
-                raise ModelError("rate_limit", str(exc)) from None
+                raise ModelError("rate_limit", str(exc),
+                                 retry_after=retry_after(exc.response.headers)) from None
             except openai.APIStatusError as exc:
                 code = exc.status_code
                 if code >= 500:
-                    raise ModelError("server_error", f"HTTP {code}: {exc.message}") from None
+                    raise ModelError("server_error", f"HTTP {code}: {exc.message}",
+                                     retry_after=retry_after(exc.response.headers)) from None
                 if code in (401, 403, 404):
                     raise ModelError("fatal", f"HTTP {code} from model {self.name!r}: "
                                      f"{exc.message}") from None
@@ -110,6 +112,27 @@ class OpenAIModel:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds to wait from a `retry-after` (seconds or an HTTP date) or `retry-after-ms`
+    header; None when absent or unreadable."""
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            from datetime import datetime, timezone
+            from email.utils import parsedate_to_datetime
+
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc))
+                       .total_seconds())
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
