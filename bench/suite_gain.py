@@ -45,8 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
-import statistics
 import sys
 import tempfile
 import time
@@ -64,24 +62,16 @@ from skilltrain.config import TrainConfig  # noqa: E402
 from skilltrain.data import Task  # noqa: E402
 from skilltrain.models.registry import open_model  # noqa: E402
 from skilltrain.run_setup import build_harness  # noqa: E402
+from skilltrain.stats import t_interval as interval  # noqa: E402
 from skilltrain.suites import Suite, get_suite, gym, house, list_suites  # noqa: E402
 
 REFERENCE = {**house.REFERENCE_SKILLS, **gym.REFERENCE_SKILLS}
-
-# Two-sided 95% critical values of Student's t by degrees of freedom.
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 SEED_COLUMNS = ["seed", "test_start", "test_examples8", "test_reference", "test_trained",
                 "run_start", "gain", "headroom", "accepted", "rejected", "screened", "skipped",
                 "target_calls", "optimizer_calls", "wall_s"]
 SUMMED = ("accepted", "rejected", "screened", "skipped", "target_calls", "optimizer_calls",
           "wall_s")
-
-
-def t95(df: int) -> float:
-    return _T95[df - 1] if df <= len(_T95) else 1.96 + 2.5 / df
 
 
 def examples_skill(skill: str, train: list[Task], n: int = 8) -> str:
@@ -100,15 +90,6 @@ def headroom(start: float | None, trained: float | None, reference: float | None
 def mean(values: list[Any]) -> float | None:
     xs = [v for v in values if isinstance(v, (int, float))]
     return sum(xs) / len(xs) if xs else None
-
-
-def interval(values: list[float]) -> tuple[float, float] | None:
-    """95% Student-t interval for the mean; None with fewer than two values."""
-    if len(values) < 2:
-        return None
-    m = statistics.fmean(values)
-    half = t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return m - half, m + half
 
 
 def signed(x: float | None) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from skilltrain.config import ModelConfig, TrainConfig, parse_config
@@ -36,22 +36,29 @@ def train(tasks: Iterable[Task | dict] | None = None, skill: Skill | str | None 
     return Trainer(config, **options, **kwargs).fit(tasks, skill)
 
 
-class _NoCache:
+class MemoryScores:
+    """A score store for one call: no (skill, item, sample) is run twice, nothing is kept."""
+
+    def __init__(self) -> None:
+        self._rollouts: dict[tuple[str, str, int], Rollout] = {}
+
     def get(self, skill_hash: str, task_id: str, sample: int) -> Rollout | None:
-        return None
+        return self._rollouts.get((skill_hash, task_id, sample))
 
     def put(self, rollout: Rollout) -> None:
-        pass
+        self._rollouts[(rollout.skill_hash, rollout.task_id, rollout.sample)] = rollout
 
 
-async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
-                    target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
-                    harness: Any = None) -> dict:
-    skill = skill if isinstance(skill, Skill) else Skill(skill)
-    task_list = tasks_from_objects(tasks)
+@asynccontextmanager
+async def target_evaluator(tasks: list[Task], *,
+                           target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
+                           harness: Any = None) -> AsyncIterator[tuple[Evaluator, Meter]]:
+    """An Evaluator on `target` (a model string, a target config, or a ChatModel), open while
+    the block runs, with the meter that counts its calls. `evaluate`, `compare` and the
+    several-target `eval` all score through this one path, so they see the same requests."""
     scoring = make_scorer(scorer)
-    if task_list:  # a scorer that raises fails here, not after the paid rollouts
-        check_scorer(scoring, task_list[0])
+    if tasks:  # a scorer that raises fails here, not after the paid rollouts
+        check_scorer(scoring, tasks[0])
     if isinstance(target, dict):  # the same forms a Trainer config takes for a role
         target = parse_config({"target": target}, "evaluate(target=...)").target
     meter = Meter()
@@ -65,9 +72,21 @@ async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
         else:
             model, settings = target, CallSettings()
         client = RoleClient(model, "target", meter, settings=settings)
-        evaluator = Evaluator(harness or ChatHarness(), client, scoring, _NoCache(), task_list)
+        yield Evaluator(harness or ChatHarness(), client, scoring, MemoryScores(), tasks), meter
+
+
+async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
+                    target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
+                    harness: Any = None) -> dict:
+    skill = skill if isinstance(skill, Skill) else Skill(skill)
+    task_list = tasks_from_objects(tasks)
+    async with target_evaluator(task_list, target=target, scorer=scorer,
+                                harness=harness) as (evaluator, meter):
         result = await evaluator.mean(skill, task_list)
+        limiter = evaluator.client.limiter
     result["usage"] = meter.summary()["roles"]
+    if limiter is not None:  # 429s met and calls held back by the target's rate limiter
+        result["rate_limits"] = limiter.stats.to_json()
     return result
 
 

@@ -8,55 +8,25 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 
+from skilltrain.cli_errors import fail as _fail
+from skilltrain.cli_errors import user_errors as _user_errors
+from skilltrain.cli_evidence import compare_command
+from skilltrain.cli_skill import register as register_skill_commands
 from skilltrain.config import ConfigError, TrainConfig, load_config, merge_overrides
 from skilltrain.console import LiveProgress, Progress, print_summary
 from skilltrain.store import CONFIG_FILE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train an agent's skill document with a frozen model.")
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from skilltrain.data import DataError
-    from skilltrain.models.base import InfrastructureFailure, ModelError
-    from skilltrain.models.client import ReplayMiss
-    from skilltrain.run_files import RunFileError
-    from skilltrain.scoring import ScorerError
-    from skilltrain.skill import SkillError
-    from skilltrain.suites.base import SuiteError
-
-    errors: tuple[type[BaseException], ...] = (
-        ConfigError, DataError, ScorerError, SkillError, SuiteError, ReplayMiss, ModelError,
-        FileNotFoundError, InfrastructureFailure, RunFileError)
-    try:
-        from skilltrain.local.assets import LocalModelError
-        from skilltrain.local.server import LocalServerError
-
-        errors += (LocalModelError, LocalServerError)
-    except ImportError:
-        pass
-    return errors
-
-
-def _fail(exc: BaseException) -> None:
-    """One line on stderr; exit 1 when the infrastructure failed (unreachable endpoint,
-    nothing scored), 2 for bad input."""
-    from rich.markup import escape
-
-    from skilltrain.models.base import InfrastructureFailure
-
-    text = " ".join(str(exc).splitlines())  # a server's error body may span lines
-    Console(stderr=True, highlight=False).print(f"[red]error:[/] {escape(text)}",
-                                                markup=True, soft_wrap=True)
-    raise typer.Exit(1 if isinstance(exc, InfrastructureFailure) else 2)
+register_skill_commands(app)  # lint, init
 
 
 def _flag(dotted: str) -> str:
     """The `train` flag that sets a dotted setting: most are named after its last part."""
     named = {"data.path": "data", "target.model": "target", "optimizer.model": "optimizer",
-             "gate.rule": "gate", "agent.protocol": "agent-protocol"}
+             "gate.rule": "gate", "agent.protocol": "agent-protocol",
+             "executor.kind": "executor", "executor.address": "ray-address"}
     return "--" + named.get(dotted, dotted.rsplit(".", 1)[-1]).replace("_", "-")
 
 
@@ -112,7 +82,8 @@ def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config"),
     data: str | None = typer.Option(None, help="tasks file (.jsonl, .json, .csv)"),
     suite: str | None = typer.Option(None, help="a built-in suite instead of --data"),
-    skill: str | None = typer.Option(None, help="starting skill (Markdown)"),
+    skill: str | None = typer.Option(None, help="starting skill: a Markdown file or a package "
+                                     "folder (SKILL.md, references/, scripts/ ...)"),
     target: str | None = typer.Option(None, help="target model, e.g. openai:gpt-4o-mini"),
     optimizer: str | None = typer.Option(None, help="optimizer model"),
     scorer: str | None = typer.Option(None, help="exact, normalized, numeric, contains, "
@@ -139,14 +110,26 @@ def train(
     answer_form: bool | None = typer.Option(
         None, "--answer-form/--no-answer-form", help="propose an answer-format instruction when "
         "answers hold the right answer in the wrong form"),
+    attribution: bool | None = typer.Option(
+        None, "--attribution/--no-attribution", help="at the end: which accepted edit fixed "
+        "and broke which val/test items (costs evaluations; default on)"),
+    prune: bool | None = typer.Option(
+        None, "--prune/--no-prune", help="at the end: remove sections/paragraphs of the best "
+        "skill the gate finds it no worse without (default off)"),
     max_calls: int | None = typer.Option(None),
     max_tokens: int | None = typer.Option(None),
     max_cost: float | None = typer.Option(None, help="USD"),
     seed: int | None = typer.Option(None),
+    seeds: int | None = typer.Option(None, help="train N times, seeds SEED..SEED+N-1, into "
+                                     "OUT/seed-K/; then the mean test gain and its interval"),
     out: str | None = typer.Option(None, help="run folder (an existing one resumes)"),
     cache: str | None = typer.Option(None, help="response cache file (e.g. another run's "
                                      "run.sqlite, to --replay it)"),
     replay: bool = typer.Option(False, help="serve every model call from the cache"),
+    executor: str | None = typer.Option(None, help="where rollouts run: local, or ray (a Ray "
+                                        "cluster; pip install 'skilltrain[ray]')"),
+    ray_address: str | None = typer.Option(None, help="--executor ray: a running cluster, "
+                                           "HOST:PORT (default: a local one on 127.0.0.1)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a skill. Flags override the config file."""
@@ -160,11 +143,17 @@ def train(
         "cache": cache, "harness": harness, "agent.protocol": agent_protocol,
         "agent.max_turns": max_turns, "command.cmd": cmd, "train.proposals": proposals,
         "train.screen": screen, "train.demonstrations": demonstrations,
-        "train.answer_form": answer_form,
+        "train.answer_form": answer_form, "train.attribution": attribution,
+        "train.prune": prune, "executor.kind": executor, "executor.address": ray_address,
     }
     try:
         cfg = _build_config(config, overrides)
-        _run_training(cfg, quiet, replay)
+        if seeds is not None:
+            from skilltrain.cli_evidence import train_seeds_command
+
+            train_seeds_command(cfg, seeds, lambda one: _run_training(one, quiet, replay))
+        else:
+            _run_training(cfg, quiet, replay)
     except _user_errors() as exc:
         _fail(exc)
 
@@ -177,29 +166,40 @@ def resume(run_dir: Path = typer.Argument(..., help="an existing run folder"),
                "VAR (for a key the first run got inline; config.yaml never keeps it); without "
                "ROLE, for target and optimizer")
            ) -> None:
-    """Continue a run from its last completed step."""
+    """Continue a run from its last completed step (a `train --seeds` folder: seed by seed)."""
     from skilltrain.config import use_key_env
+    from skilltrain.seeds import is_seeds_folder, resume_plan
 
     try:
-        if not (run_dir / CONFIG_FILE).exists():
+        seeds = None
+        if is_seeds_folder(run_dir):
+            cfg, seeds = resume_plan(run_dir)
+        elif not (run_dir / CONFIG_FILE).exists():
             raise ConfigError(f"{run_dir}: not a run folder (no config.yaml)")
-        cfg = merge_overrides(load_config(run_dir / CONFIG_FILE), {"out": str(run_dir)},
-                              str(run_dir / CONFIG_FILE))
+        else:
+            cfg = merge_overrides(load_config(run_dir / CONFIG_FILE), {"out": str(run_dir)},
+                                  str(run_dir / CONFIG_FILE))
         for spec in api_key_env:
             role, _, var = spec.rpartition("=")
             for name in [role] if role else ["target", "optimizer"]:
                 cfg = use_key_env(cfg, name, var)
-        _run_training(cfg, quiet, replay)
+        if seeds is not None:
+            from skilltrain.cli_evidence import train_seeds_command
+
+            train_seeds_command(cfg, seeds, lambda one: _run_training(one, quiet, replay))
+        else:
+            _run_training(cfg, quiet, replay)
     except _user_errors() as exc:
         _fail(exc)
 
 
 @app.command("eval")
 def eval_(
-    skill: str = typer.Option(..., help="skill file"),
+    skill: str = typer.Option(..., help="skill file or package folder"),
     data: str | None = typer.Option(None, help="tasks file"),
     suite: str | None = typer.Option(None, help="a built-in suite (its test split)"),
-    target: str = typer.Option("local:0.5b", help="target model"),
+    target: list[str] = typer.Option(["local:0.5b"], help="target model; repeat it to score "
+                                     "the skill on each in one table, with 95% intervals"),
     scorer: str | None = typer.Option(None),
     harness: str = typer.Option("chat", help="chat or agent (the command harness needs a "
                                              "config: use train's `command:` section)"),
@@ -208,33 +208,20 @@ def eval_(
                                          "(default 120)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Score a skill on a task file (or a suite's test split)."""
+    """Score a skill on a task file (or a suite's test split), on one target or several."""
     from skilltrain.api import evaluate
-    from skilltrain.config import ModelConfig
-    from skilltrain.data import load_tasks
-    from skilltrain.harness import make_harness
-    from skilltrain.models.openai_compat import deadline_line
-    from skilltrain.skill import Skill
+    from skilltrain.cli_evidence import eval_inputs, eval_targets, say_deadline, target_and_harness
+    from skilltrain.package import load_skill
 
     try:
-        if suite:
-            from skilltrain.suites import get_suite
-
-            s = get_suite(suite)
-            tasks, scorer_spec = s.splits(0).test, scorer or s.scorer
-        elif data:
-            tasks, scorer_spec = load_tasks(data), scorer
-        else:
-            raise ConfigError("eval: give --data FILE or --suite NAME")
-        if scorer_spec is None:
-            raise ConfigError("eval: --scorer is required with --data")
-        if harness not in ("chat", "agent"):
-            raise ConfigError(f"eval --harness {harness!r}: expected chat or agent")
-        runner = make_harness(harness, target_model=target, agent={"max_turns": max_turns})
-        model = ModelConfig(model=target, **({} if timeout is None else {"timeout": timeout}))
-        start = Skill.from_file(skill)
-        typer.echo(f"eval: {len(tasks)} tasks; {deadline_line({'target': model.timeout})}",
-                   err=True)
+        tasks, scorer_spec = eval_inputs(data, suite, scorer, harness, "eval")
+        if len(target) > 1:
+            eval_targets(load_skill(skill), skill, tasks, target, scorer_spec, harness,
+                         max_turns, timeout, as_json)
+            return
+        model, runner = target_and_harness(target[0], harness, max_turns, timeout)
+        start = load_skill(skill)
+        say_deadline(len(tasks), model.timeout, "eval")
         result = evaluate(start, tasks, target=model, scorer=scorer_spec, harness=runner)
     except _user_errors() as exc:
         _fail(exc)
@@ -324,9 +311,10 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder (finished or n
            ) -> None:
     """Write a self-contained HTML report of a run (plots, costs, skill lineage); print its path."""
     from skilltrain.report import write_report
+    from skilltrain.report.seeds import is_seeds_folder, write_seeds_report
 
     try:
-        path = write_report(run_dir, out)
+        path = (write_seeds_report if is_seeds_folder(run_dir) else write_report)(run_dir, out)
     except _user_errors() as exc:
         _fail(exc)
     typer.echo(str(path))
@@ -351,6 +339,8 @@ def demo(
     except _user_errors() as exc:
         _fail(exc)
 
+
+app.command("compare")(compare_command)
 
 if __name__ == "__main__":
     app()

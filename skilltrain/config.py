@@ -27,6 +27,9 @@ from skilltrain.config_sections import (
     BudgetConfig,
     CommandConfig,
     DataConfig,
+    ExecutorConfig,
+    PackageConfig,
+    PriceEntry,
     Strict,
 )
 from skilltrain.redaction import REDACTED, ROLES, redact_tree, redact_url, sensitive_name
@@ -44,12 +47,13 @@ class ConfigError(ValueError):
 
 
 class ModelConfig(Strict):
-    model: str = Field(description="openai:NAME, a model name at base_url, or local:0.5b / "
-                       "local:1.5b (embedded, no key)")
-    base_url: str | None = Field(default=None, description="an OpenAI-compatible endpoint "
-                                 "(default: OPENAI_BASE_URL, else OpenAI's)")
+    model: str = Field(description="openai:NAME, anthropic:MODEL, a model name at base_url, "
+                       "local:0.5b / local:1.5b (embedded, no key), or an agent CLI: "
+                       "cmd:claude, cmd:codex")
+    base_url: str | None = Field(default=None, description="the endpoint (default: "
+                                 "OPENAI_BASE_URL or ANTHROPIC_BASE_URL, else the provider's)")
     api_key_env: str | None = Field(default=None, description="environment variable holding "
-                                    "the key (default: OPENAI_API_KEY)")
+                                    "the key (default: OPENAI_API_KEY or ANTHROPIC_API_KEY)")
     api_key: SecretStr | None = Field(default=None, description="a key given inline; "
                                       "config.yaml keeps it redacted")
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="sampling temperature")
@@ -58,6 +62,10 @@ class ModelConfig(Strict):
     concurrency: int = Field(default=8, ge=1, description="calls in flight at once (local: "
                              "at most 2)")
     timeout: float = Field(default=120.0, gt=0, description="seconds a whole call may take")
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute at most "
+                            "(null: no limit of ours; 429s still slow the role down)")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute at most, "
+                            "estimated before a call, corrected by its usage (null: no limit)")
     retries: int = Field(default=4, ge=0, description="retries of a timeout, HTTP error or "
                          "unparsable reply")
     retry_backoff: float = Field(default=0.5, ge=0.0, description="seconds, doubled per retry")
@@ -65,6 +73,9 @@ class ModelConfig(Strict):
                              "the sample's index (null: none sent)")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra request fields, "
                                        "e.g. {cache_prompt: false}")
+    thinking_budget: int | None = Field(default=None, ge=1024, description="anthropic: models "
+                                        "only: extended-thinking tokens per call, >= 1024, sent "
+                                        "on top of max_tokens (Claude 4.7+ take none)")
 
 
 class TrainingConfig(Strict):
@@ -121,6 +132,12 @@ class TrainingConfig(Strict):
     examples_chars: int = Field(default=2400, ge=200, description="size bound of the block")
     adapt: bool = Field(default=True, description="narrow edit operations when the optimizer's "
                         "anchored edits keep missing or its replies keep failing")
+    attribution: bool = Field(default=True, description="at the end: which accepted edit "
+                              "fixed and broke which val/test items (costs evaluations, "
+                              "counted in the summary)")
+    prune: bool = Field(default=False, description="at the end: remove sections/paragraphs "
+                        "of the best skill the gate finds it no worse without (docs: prune.py)")
+    prune_tries: int = Field(default=20, ge=1, description="removals pruning tries at most")
 
     @model_validator(mode="before")
     @classmethod
@@ -184,8 +201,10 @@ class TrainConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig, description="the tasks")
     suite: str | None = Field(default=None, description="a built-in suite (tasks, starting "
                               "skill, scorer) instead of data")
-    skill: str | None = Field(default=None, description="starting skill file, Markdown "
-                              "(default: the suite's, else empty)")
+    skill: str | None = Field(default=None, description="starting skill: a Markdown file, or "
+                              "a package folder with SKILL.md (default: the suite's, else empty)")
+    package: PackageConfig = Field(default_factory=PackageConfig, description="budgets and "
+                                   "switches of a skill package (a skill folder)")
     scorer: str | dict[str, Any] | None = Field(
         default=None, description="exact, normalized, numeric, contains, regex, f1, choice, "
         "module:function, or e.g. {name: numeric, tolerance: 0.01} (default: the suite's)")
@@ -204,10 +223,13 @@ class TrainConfig(Strict):
                                   description="the optimization loop: steps, edits, candidates")
     gate: GateConfig = Field(default_factory=GateConfig,
                              description="when a candidate replaces the current skill")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig,
+                                     description="where rollouts and gate evaluations run")
     budget: BudgetConfig = Field(default_factory=BudgetConfig,
                                  description="limits at which a run stops cleanly")
-    prices: dict[str, tuple[float, float]] = Field(default_factory=dict, description="USD per "
-                                                   "million tokens (input, output) by model")
+    prices: dict[str, PriceEntry] = Field(default_factory=dict, description="USD per million "
+                                          "tokens by model: [input, output(, cache_write, "
+                                          "cache_read)]")
     out: str | None = Field(default=None, description="run folder (default: runs/NAME-TIME); "
                             "an existing one resumes")
     cache: str | None = Field(default=None, description="shared response cache file")

@@ -4,9 +4,9 @@ which composes them and owns loading, merging and redaction."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -87,3 +87,70 @@ class CommandConfig(Strict):
                            "process group is killed")
     passthrough: list[str] | None = Field(default=None, description="environment variables "
                                           "the agent may see (default: the preset's)")
+    model: Literal["own", "target"] = Field(default="own", description="the model the agent "
+                                            "runs on: its own settings, or the run's target "
+                                            "(its endpoint, e.g. local:0.5b; no key needed)")
+
+
+class PackageConfig(Strict):
+    """Options of a skill package (`skill:` naming a folder; see skilltrain/package.py). Every
+    budget is in characters: a package's files are text we count, not tokens we estimate."""
+
+    new_files: bool = Field(default=True, description="the optimizer may create a new "
+                            "reference file (references/NAME.md or .txt), linked from SKILL.md")
+    max_file_chars: int = Field(default=50_000, ge=100, description="size budget of each text "
+                                "file, SKILL.md included; an edit past it is refused")
+    max_total_chars: int = Field(default=200_000, ge=100, description="size budget of all text "
+                                 "files together")
+    max_files: int = Field(default=200, ge=1, description="files a package may hold")
+    max_binary_bytes: int = Field(default=5_000_000, ge=0, description="binary files (carried "
+                                  "along unchanged, not trained), all together")
+    shown_chars: int = Field(default=16_000, ge=0, description="chat harness: what the target "
+                             "reads of the files SKILL.md references, after SKILL.md (the rest "
+                             "is cut, and the prompt says so)")
+    optimizer_chars: int = Field(default=16_000, ge=0, description="what optimizer prompts "
+                                 "show of the files beside SKILL.md (the file list is complete)")
+    check_scripts: bool = Field(default=True, description="changed scripts are checked before "
+                                "the gate: Python compiles, shell passes `bash -n`, the "
+                                "package's own tests pass (in the sandbox)")
+    tests_timeout: float = Field(default=120.0, gt=0, description="seconds for the package's "
+                                 "own tests, per candidate")
+
+
+def _price_entry(entry: tuple[float, ...]) -> tuple[float, ...]:
+    if len(entry) not in (2, 4) or any(x < 0 for x in entry):
+        raise ValueError("expected [input, output] or [input, output, cache_write, cache_read], "
+                         "USD per million tokens, none negative")
+    return entry
+
+
+# One `prices:` entry (models/prices.py): two numbers, or four with the prompt cache's rates.
+PriceEntry = Annotated[tuple[float, ...], AfterValidator(_price_entry)]
+
+
+class ExecutorConfig(Strict):
+    """Where rollouts and gate evaluations run (`executor:`, or the shorthand `executor: ray`).
+
+    Results do not depend on it: the driver keeps the response and score caches and the meter,
+    so a run gives the same summary either way, and a resume may change it."""
+
+    kind: Literal["local", "ray"] = Field(default="local", description="local: in this "
+                                          "process; ray: on a Ray cluster (pip install "
+                                          "'skilltrain[ray]')")
+    address: str | None = Field(default=None, description="ray: a running cluster, HOST:PORT "
+                                "(`ray start --head` prints it; default: RAY_ADDRESS, else a "
+                                "local cluster on 127.0.0.1 started for the run)")
+    workers: int | None = Field(default=None, ge=1, description="ray: worker processes "
+                                "(default: one per node)")
+    concurrency: int | None = Field(default=None, ge=1, description="ray: tasks each worker "
+                                    "runs at once (default: target.concurrency)")
+    num_cpus: float = Field(default=0.0, ge=0.0, description="ray: CPUs reserved per task "
+                            "(e.g. 1 for agent CLIs or sandboxed code; 0: tasks that mostly "
+                            "wait on a model)")
+    retries: int = Field(default=2, ge=0, description="ray: times a task whose worker was "
+                         "lost is run again on another, counted as retries.worker_lost")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"kind": data} if isinstance(data, str) else data

@@ -102,14 +102,37 @@ def summary_table(summary: dict) -> Table:
     return table
 
 
+def rate_limit_line(limits: dict[str, dict]) -> str | None:
+    """The summary's rate-limit counts in one line, for the roles that were held back at all:
+    "rate limits: target 429 x3, 12 waits (8.1 s), concurrency down to 4"."""
+    parts = []
+    for role, n in sorted(limits.items()):
+        if not (n.get("rate_limited") or n.get("waits")):
+            continue
+        said = [f"429 x{n['rate_limited']}"] if n.get("rate_limited") else []
+        if n.get("waits"):
+            said.append(f"{n['waits']} waits ({n.get('wait_s', 0):.1f} s)")
+        if n.get("concurrency_cuts"):
+            said.append(f"concurrency down to {n.get('lowest_concurrency')}")
+        parts.append(f"{role} {', '.join(said)}")
+    return "rate limits: " + "; ".join(parts) if parts else None
+
+
 def print_summary(summary: dict, console: Console | None = None) -> None:
     console = console or Console(highlight=False)
     console.print(summary_table(summary))
     steps = summary["steps"]
+    cache = summary.get("prompt_cache") or {}
+    cached = (f" (prompt cache: {cache.get('read_tokens', 0):,} tokens read, "
+              f"{cache.get('write_tokens', 0):,} written)"
+              if cache.get("read_tokens") or cache.get("write_tokens") else "")
     console.print(f"steps: {steps['accepted']} accepted, {steps['rejected']} rejected, "
                   f"{steps['skipped']} skipped; infra failures: "
-                  f"{summary['infra_failures']['total']}; cost ${summary['cost_usd']:.4f}; "
-                  f"wall {summary['wall_s']:.0f}s")
+                  f"{summary['infra_failures']['total']}; cost ${summary['cost_usd']:.4f}"
+                  f"{cached}; wall {summary['wall_s']:.0f}s")
+    held = rate_limit_line(summary.get("rate_limits") or {})
+    if held:
+        console.print(held, markup=False)
     if summary.get("stopped"):
         console.print(f"stopped early: {summary['stopped']}", markup=False)
     # never wrapped: the path is what a user copies; no markup: a path may hold brackets
@@ -150,13 +173,19 @@ class LiveProgress:
         elif kind == "step_end":
             s.update(accepted=event["accepted_total"], rejected=event["rejected_total"],
                      tokens=event["tokens"], cost=event["cost_usd"])
+        elif kind == "throttle":  # a role's rate limiter holding calls back, or done with it
+            held = s.setdefault("throttle", {})
+            if event["status"]:
+                held[event["role"]] = event["status"]
+            else:
+                held.pop(event["role"], None)
         if kind in self.STAGES:
             s["stage"] = self.STAGES[kind]
         if kind == "end":
             self.live.stop()
         self.lines(event)  # step results stay on screen above the panel
         if kind != "end":
-            self.live.update(self._render(), refresh=kind != "progress")
+            self.live.update(self._render(), refresh=kind not in ("progress", "throttle"))
 
     def _render(self) -> Table:
         s = self.state
@@ -167,6 +196,8 @@ class LiveProgress:
                       f"{_fmt(s.get('current'))} (best {_fmt(s.get('best'))})")
         table.add_row("steps", f"{s['accepted']} accepted, {s['rejected']} rejected", "spent",
                       f"{s['tokens']:,} tokens, ${s['cost']:.4f}")
+        for role, status in sorted(s.get("throttle", {}).items()):
+            table.add_row("limits", escape(f"{role}: {status}"))
         return table
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from skilltrain.data import Task
+from skilltrain.executor import Executor, LocalExecutor
 from skilltrain.models.base import InfrastructureFailure, ModelError
 from skilltrain.models.client import RoleClient
 from skilltrain.records import Rollout
@@ -51,7 +52,8 @@ class ScoreStore(Protocol):
 class Evaluator:
     def __init__(self, harness: Harness, client: RoleClient, scorer: Scorer,
                  cache: ScoreStore, tasks: Sequence[Task], *, metric: str = "hard",
-                 soft_weight: float = 0.5, judge_retries: int = 1):
+                 soft_weight: float = 0.5, judge_retries: int = 1,
+                 executor: Executor | None = None):
         self.harness = harness
         self.client = client
         self.scorer = scorer
@@ -60,6 +62,8 @@ class Evaluator:
         self.metric = metric
         self.soft_weight = soft_weight
         self.judge_retries = judge_retries
+        # Where harness.run happens (executor.py); scoring and both caches stay here.
+        self.executor = executor or LocalExecutor(harness, client)
         self.new_rollouts = 0
         self.infra_failures = 0
         self.scored = 0  # rollouts with a score this evaluator has handed out, cached or new
@@ -70,7 +74,7 @@ class Evaluator:
         if cached is not None:
             self.scored += cached.ok
             return cached
-        rollout = await self.harness.run(skill, task, self.client, sample)
+        rollout = await self.executor.run(skill, task, sample)
         self.new_rollouts += 1
         if rollout.error is None:
             try:

@@ -13,8 +13,10 @@ import shutil
 from pathlib import Path
 
 from skilltrain.config import ConfigError, TrainConfig
+from skilltrain.lint import errors, lint_path, lint_text
 from skilltrain.run_files import check_resumable, check_sqlite
 from skilltrain.scoring import check_scorer
+from skilltrain.skill import SkillError
 from skilltrain.store import DATABASE_FILE, STATE_FILE
 
 
@@ -27,7 +29,8 @@ def check_run(cfg: TrainConfig, replay: bool = False) -> None:
     out = Path(cfg.out) if cfg.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"out {out}: exists and is not a folder")
-    splits, _, scorer = resolve_inputs(cfg, RunParts(), None, None)
+    splits, start, scorer = resolve_inputs(cfg, RunParts(), None, None)
+    check_start_skill(cfg, start.text)
     check_scorer(scorer, splits.train[0])
     build_harness(cfg)
     if out is not None and out.is_dir():
@@ -39,6 +42,24 @@ def check_run(cfg: TrainConfig, replay: bool = False) -> None:
                           "existing response cache (give --cache FILE, e.g. a run's run.sqlite)")
     if cache is not None:
         check_sqlite(cache, ("responses",) if replay else ())
+
+
+def check_start_skill(cfg: TrainConfig, text: str) -> None:
+    """Refuse a starting skill that `skilltrain lint` finds errors in, naming the first one's
+    file and line. Size budgets are left to the run's own settings, and a plain Markdown file
+    without front matter only gets warnings (lint.py says why), so every skill that trained
+    before still does."""
+    if cfg.skill:
+        findings = lint_path(cfg.skill, max_file_tokens=None, max_tokens=None)
+    elif text.strip():  # a suite's skill: no folder, so no links to check
+        findings = lint_text(text, f"suite {cfg.suite} skill", max_file_tokens=None)
+    else:
+        return
+    bad = errors(findings)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        hint = f"; `skilltrain lint {cfg.skill}` lists them all" if cfg.skill else ""
+        raise SkillError(f"{bad[0]}{more}{hint}")
 
 
 def is_empty_folder(path: Path | None) -> bool:

@@ -13,15 +13,24 @@ from pydantic import BaseModel, Field
 
 
 class Usage(BaseModel):
+    """Tokens and calls. `cache_read_tokens` and `cache_write_tokens` are the parts of
+    `prompt_tokens` a provider's prompt cache served or stored (Anthropic bills them at their own
+    rates, models/prices.py), so totals stay comparable across backends; records written before
+    they existed read back with 0."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             calls=self.calls + other.calls,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
     @property

@@ -112,10 +112,12 @@ def missing_secrets(config: RoleSettings, roles: tuple[str, ...] = ROLES) -> lis
 
 def secret_values(config: RoleSettings, environ: Mapping[str, str]) -> set[str]:
     """Every credential this config sends: inline keys, the variables api_key_env names (and the
-    OPENAI_API_KEY / OPENAI_BASE_URL fallbacks), base_url credentials, sensitive extra_body
-    values. Endpoints echo keys back in error bodies, so everything a run writes is scrubbed."""
-    found = {environ.get("OPENAI_API_KEY") or ""}
-    for url in (environ.get("OPENAI_BASE_URL"), *(getattr(config, r).base_url for r in ROLES)):
+    OPENAI_/ANTHROPIC_ API_KEY and BASE_URL fallbacks), base_url credentials, sensitive
+    extra_body values. Endpoints echo keys back in error bodies, so everything a run writes is
+    scrubbed."""
+    found = {environ.get("OPENAI_API_KEY") or "", environ.get("ANTHROPIC_API_KEY") or ""}
+    for url in (environ.get("OPENAI_BASE_URL"), environ.get("ANTHROPIC_BASE_URL"),
+                *(getattr(config, r).base_url for r in ROLES)):
         found.update(_url_secrets(url or ""))
     for role in ROLES:
         mcfg: RoleKeys = getattr(config, role)

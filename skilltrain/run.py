@@ -9,7 +9,7 @@ accepted, the final re-gate) is the trainer's; how a run is opened lives in run_
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from skilltrain.models.client import RoleClient
 from skilltrain.models.meter import Meter
 from skilltrain.optim.memory import RejectedEntry
 from skilltrain.run_state import RunState, Version
+from skilltrain.sealed import TEST_LOOK, Look, tally
 from skilltrain.skill import Skill
 from skilltrain.step_record import Outcome, StepRecord, StepRow
 from skilltrain.store import SUMMARY_FILE, RunStore
@@ -59,6 +60,12 @@ class RunContext:
         for callback in self.callbacks:
             callback({"event": "progress", "done": done, "total": total})
 
+    def throttle(self, role: str, status: str | None) -> None:
+        """A role's rate limiter holding calls back ("429 x3, concurrency 16->4, waiting
+        2.0 s for rpm"), or None once it no longer is: for live displays, like `tick`."""
+        for callback in self.callbacks:
+            callback({"event": "throttle", "role": role, "status": status})
+
     # -- steps ---------------------------------------------------------------
     def begin_step(self, epoch: int, index: int, budget: int) -> StepRecord:
         step = self.state.global_step + 1
@@ -80,13 +87,14 @@ class RunContext:
             step.row.outcome = Outcome.FORCED
 
     def remember_rejected(self, edits: list, patterns: str, delta: float, *,
-                          screened: bool = False) -> None:
+                          screened: bool = False, reason: str = "") -> None:
         """A rejected candidate as negative feedback for later analysts; one screened out on
-        the train batch is marked, so they know where it failed."""
+        the train batch is marked, so they know where it failed; `reason` says why one was
+        refused before any evaluation (a package script that does not compile)."""
         prefix = "(screened out on the train batch) " if screened else ""
         self.state.rejected.add(RejectedEntry(step=self.state.global_step + 1, edits=edits,
                                               patterns=(prefix + patterns)[:600],
-                                              delta=round(delta, 4)))
+                                              delta=round(delta, 4), reason=reason[:600]))
 
     def adapt(self, step: StepRecord, reflection: Any, update: Any) -> None:
         """Narrow the edit operations to `append` when this optimizer cannot place anchored
@@ -159,26 +167,38 @@ class RunContext:
     def restore(self, data: dict) -> None:
         """The checkpointed state in place of the fresh one (same initial skill, buffer size
         and configured edit operations)."""
-        self.state = RunState.from_json(data, self.state.initial, self.store.load_skill,
+        start = self.state.initial.skill  # a package's budgets and switches: the run's own
+        self.state = RunState.from_json(data, self.state.initial,
+                                        lambda n: self.store.load_skill(n, like=start),
                                         self.state.rejected.capacity, self.state.edit_ops)
         self.meter.restore(data["meter"])
 
     # -- end of run ----------------------------------------------------------
-    async def conclude(self, final_gate: dict | None) -> None:
-        """Score initial, best and final skill on val (and test unless stopped), write the
-        summary and the last checkpoint."""
+    async def conclude(self, final_gate: dict | None, *, also: dict[str, Skill] | None = None,
+                       analyse: Callable[[Look], Awaitable[dict]] | None = None) -> None:
+        """Score initial, best and final skill (and `also`, e.g. the unpruned best) on val (and
+        test unless stopped), add what `analyse` measures (attribution), record this one look
+        at test (sealed.py), write the summary and the last checkpoint."""
         state = self.state
         self.store.write_best(state.best.skill)
         skills = {"initial": state.initial.skill, "best": state.best.skill,
-                  "final": state.incumbent.skill}
+                  "final": state.incumbent.skill, **(also or {})}
         val = {name: await self.evaluator.mean(s, self.splits.val)
                for name, s in skills.items()}
         test: dict[str, Any] = {}
+        look = Look("conclude", items=len(self.splits.test))
         if self.splits.test and not state.stopped:
             test = {name: await self.evaluator.mean(s, self.splits.test)
                     for name, s in skills.items()}
+            for name, s in skills.items():
+                look.add(s.hash, name)
         self.summary = build_summary(self, val, test)
         self.summary["final_gate"] = final_gate
+        if analyse is not None:
+            self.summary.update(await analyse(look))
+        if look.skills:
+            self.emit(TEST_LOOK, **look.to_json())
+        self.summary.update(tally(self.store.events()))
         self.store.write_json(SUMMARY_FILE, self.summary)
         self.checkpoint(done=True)
         self.emit("end", **{k: self.summary[k] for k in ("val", "test", "steps")})
@@ -215,9 +235,11 @@ def build_summary(run: RunContext, val: dict, test: dict) -> dict:
         "slow_updates": {o.value: state.count(o, "epoch_boundary")
                          for o in (Outcome.ACCEPTED, Outcome.REJECTED, Outcome.FORCED)},
         "usage": {role: {k: u[k] for k in ("prompt_tokens", "completion_tokens", "calls",
-                                           "cost_usd")}
+                                           "cache_read_tokens", "cache_write_tokens",
+                                           "cost_usd") if k in u}  # cache: when non-zero
                   for role, u in usage["roles"].items()},
         "usage_by_stage": usage["stages"],
+        "prompt_cache": usage["prompt_cache"],
         "usage_trusted": usage["warning"] is None,  # False: counted from a checkpoint
         "usage_warning": usage["warning"],
         "cost_usd": usage["cost_usd"],
@@ -225,6 +247,8 @@ def build_summary(run: RunContext, val: dict, test: dict) -> dict:
         "infra_failures": {"total": sum(usage["infra_failures"].values()),
                            "by_kind": usage["infra_failures"], "retried": usage["retries"]},
         "cache_hits": usage["cache_hits"],
+        "rate_limits": {c.role: c.limiter.stats.to_json() for c in (run.target, run.optimizer)
+                        if c.limiter is not None},  # since this process started the run
         "best_version": state.best.number,
         "best_skill": str(run.store.best_path),
         "skill_tokens": {"initial": state.initial.skill.tokens, "best": state.best.skill.tokens},

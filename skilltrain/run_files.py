@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
-from skilltrain.skill import Edit
-from skilltrain.store import DATABASE_FILE, SELECTION_FILE, STATE_FILE, skill_file
+from skilltrain.skill import MAIN_FILE, Edit
+from skilltrain.store import DATABASE_FILE, SELECTION_FILE, STATE_FILE, skill_dir, skill_file
 
 Check = Callable[[Any, str], None]
 """Raises `_Bad(where, expected)` when a value does not have the shape."""
@@ -250,7 +250,8 @@ def check_resumable(root: Path) -> None:
     if state is not None:
         for key in ("incumbent", "best", "epoch_start"):
             skill = root / skill_file(state[key]["number"])
-            if read_text(skill) is None:
+            package = root / skill_dir(state[key]["number"]) / MAIN_FILE  # a package version
+            if read_text(skill) is None and read_text(package) is None:
                 raise RunFileError(f"{root / STATE_FILE}: {key}: {skill} does not exist")
     check_sqlite(root / DATABASE_FILE)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from skilltrain.package import read_folder
 from skilltrain.run_files import (
     read_events,
     read_json,
@@ -20,13 +21,16 @@ from skilltrain.run_files import (
     step_file_shape,
     summary_shape,
 )
+from skilltrain.skill import MAIN_FILE, SkillError
 from skilltrain.store import (
+    BEST_PACKAGE_DIR,
     BEST_SKILL_FILE,
     CONFIG_FILE,
     EVENTS_FILE,
     REPORT_FILE,
     STATE_FILE,
     SUMMARY_FILE,
+    skill_dir,
     skill_file,
     step_file,
 )
@@ -49,7 +53,9 @@ class RunReader:
 
     @property
     def best_skill_path(self) -> Path:
-        return self.path(BEST_SKILL_FILE)
+        """best_skill.md, or a package's best_skill/ folder."""
+        package = self.path(BEST_PACKAGE_DIR)
+        return package if package.is_dir() else self.path(BEST_SKILL_FILE)
 
     @property
     def report_path(self) -> Path:
@@ -87,12 +93,24 @@ class RunReader:
                 for e in self.events if e.get("event") == "step_end"]
 
     def skill(self, version: int) -> str | None:
-        """One skill version's text."""
-        return read_text(self.path(skill_file(version)))
+        """One skill version's text (a package's: its SKILL.md)."""
+        text = read_text(self.path(skill_file(version)))
+        return text if text is not None else read_text(self.path(skill_dir(version)) / MAIN_FILE)
+
+    def skill_files(self, version: int) -> dict[str, str] | None:
+        """A package version's text files by path; None for a single-file version."""
+        folder = self.path(skill_dir(version))
+        if not folder.is_dir():
+            return None
+        try:
+            return read_folder(folder)[0]
+        except SkillError:  # a link someone put there: not what skilltrain wrote
+            return None
 
     def best_skill(self) -> str | None:
-        """The skill to ship, as last written."""
-        return read_text(self.best_skill_path)
+        """The skill to ship, as last written (a package's: its SKILL.md)."""
+        path = self.best_skill_path
+        return read_text(path / MAIN_FILE if path.is_dir() else path)
 
     def step_file(self, step_id: str, name: str) -> dict | None:
         """One of a step's JSON files (`store.SELECTION_FILE`, `GATE_FILE`, ...)."""

@@ -9,6 +9,7 @@ them back fails before any model call instead of sending the marker.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -17,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from skilltrain.models.cache import ResponseCache
 from skilltrain.models.client import CallSettings, RoleClient
 from skilltrain.models.meter import Meter
 from skilltrain.optim.memory import RejectedBuffer
+from skilltrain.package import SkillPackage, load_skill
 from skilltrain.redaction import missing_secrets, secret_values
 from skilltrain.run import RunContext
 from skilltrain.run_state import RunState
@@ -81,12 +84,15 @@ def resolve_inputs(cfg: TrainConfig, parts: RunParts, tasks: Iterable[Task | dic
     if cfg.data.limit:
         lim = cfg.data.limit
         splits = Splits(splits.train[:lim], splits.val[:lim], splits.test[:lim])
-    if isinstance(skill, Skill):
+    if isinstance(skill, SkillPackage):  # the config's budgets and switches, as recorded
+        start = dataclasses.replace(skill, limits=cfg.package)
+    elif isinstance(skill, Skill):
         start = skill
     elif isinstance(skill, str):
-        start = Skill.from_file(skill) if Path(skill).is_file() else Skill(skill)
+        start = load_skill(skill, cfg.package) if Path(skill).is_file() or Path(skill).is_dir() \
+            else Skill(skill)
     elif cfg.skill:
-        start = Skill.from_file(cfg.skill)
+        start = load_skill(cfg.skill, cfg.package)
     elif suite is not None:
         start = Skill(suite.skill)
     else:
@@ -128,7 +134,7 @@ def default_out(cfg: TrainConfig) -> Path:
 
 # Settings that say how to reach a model, what it costs or when to stop, not what is computed:
 # a resume may change these (config.yaml is rewritten); any other change is refused.
-NEUTRAL = ("out", "cache", "budget", "prices", *(f"{r}.{k}" for r in ROLES for k in (
+NEUTRAL = ("out", "cache", "budget", "prices", "executor", *(f"{r}.{k}" for r in ROLES for k in (
     "base_url", "api_key", "api_key_env", "timeout", "concurrency", "retries", "retry_backoff")))
 
 
@@ -260,9 +266,16 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
 
         harness = parts.harness or build_harness(cfg)  # before the models: fail fast
         target = await client("target", parts.target)
+        executor = None
+        if cfg.executor.kind == "ray":  # rollouts on a cluster; the caches stay here
+            from skilltrain.ray_executor import open_ray_executor
+
+            executor = await stack.enter_async_context(open_ray_executor(
+                cfg.executor, harness, target, target_cfg=cfg.target, given=parts.target))
         optimizer = await client("optimizer", parts.optimizer)
         evaluator = Evaluator(harness, target, scorer, store.scores, splits.all(),
-                              metric=cfg.gate.metric, soft_weight=cfg.gate.soft_weight)
+                              metric=cfg.gate.metric, soft_weight=cfg.gate.soft_weight,
+                              executor=executor)
         rule = DEFAULT_GATE if cfg.gate.rule == "default" else cfg.gate.rule
         gate = parts.gate or make_gate(rule, **cfg.gate.options)
         val_ids = sorted(t.id for t in splits.val)
@@ -273,6 +286,9 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
                                             RejectedBuffer(capacity=cfg.train.rejected_buffer),
                                             list(cfg.train.edit_ops)),
                          callbacks=callbacks, adapt_enabled=cfg.train.adapt)
+        for role_client in (target, optimizer):  # the live progress shows a throttled role
+            if role_client.limiter is not None:
+                role_client.limiter.on_change = partial(run.throttle, role_client.role)
         if state is not None:
             run.restore(state)
             run.emit("resume", step=run.state.global_step, epoch=run.state.epoch + 1)
@@ -284,6 +300,9 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
                      optimizer=optimizer.model.name,
                      gate=rule if parts.gate is None else type(parts.gate).__name__)
             run.emit("estimate", **estimate(cfg, splits, start, meter))
+            cuts = start.target_view().describe_cuts() if isinstance(start, SkillPackage) else ""
+            if cuts and cfg.harness == "chat":  # what the target will not read, said up front
+                run.emit("warning", message=f"package view over package.shown_chars: {cuts}")
             store.write_best(start)
             evaluator.on_progress = run.tick
             baseline = await evaluator.mean(start, splits.val)  # cached for the gate

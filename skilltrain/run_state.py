@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from skilltrain.optim.memory import RejectedBuffer
+from skilltrain.package import SkillPackage
 from skilltrain.skill import Skill
 from skilltrain.step_record import Outcome, StepRow
 
@@ -24,7 +25,10 @@ class Version:
     step: int  # the global step that produced it (0 = initial)
 
     def to_json(self) -> dict:
-        return {"number": self.number, "hash": self.skill.hash, "step": self.step}
+        """A package's version also names each file's own version (its content hash)."""
+        files = self.skill.file_hashes() if isinstance(self.skill, SkillPackage) else None
+        return {"number": self.number, "hash": self.skill.hash, "step": self.step,
+                **({"files": files} if files else {})}
 
 
 @dataclass

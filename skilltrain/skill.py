@@ -11,6 +11,7 @@ is ever applied somewhere else, and nothing inside a protected region.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from skilltrain import anchors
 
@@ -34,6 +35,7 @@ _REGION_RE = re.compile(
 _MARKER_RE = re.compile(r"<!-- skilltrain:(?P<kind>begin|end) (?P<name>[a-z0-9-]+) -->")
 
 MARKER = "<!-- skilltrain:"
+MAIN_FILE = "SKILL.md"  # the file an edit changes unless it names another (skill packages)
 SLOW_UPDATE_REGION = "slow-update"
 APPENDIX_REGION = "appendix"
 
@@ -55,6 +57,12 @@ class EditStatus(str, Enum):
     AMBIGUOUS_ANCHOR = "ambiguous_anchor"
     PROTECTED_REGION = "protected_region"
     DUPLICATE = "duplicate"  # an append whose every paragraph the skill already has
+    # skill packages (skilltrain.package): the file an edit names
+    UNKNOWN_FILE = "unknown_file"  # not SKILL.md, and this skill is a single file
+    BAD_PATH = "bad_path"  # absolute, `..`, hidden, or not a path a new file may take
+    NEW_FILE_OFF = "new_file_off"  # a file the package lacks, and package.new_files is false
+    BINARY_FILE = "binary_file"  # binary files are carried along, never edited
+    OVER_BUDGET = "over_budget"  # the file or the package would pass its size budget
 
     @property
     def landed(self) -> bool:
@@ -75,13 +83,23 @@ class Edit(BaseModel):
     rationale: str = ""
     support: int = Field(default=0, ge=0)
     source: Literal["failure", "success", "slow_update", "rewrite"] = "failure"
+    file: str = MAIN_FILE  # a package's file, by its path in the package
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):  # noqa: ANN001, ANN202 - pydantic's serializer protocol
+        """`file` only when not SKILL.md: single-file run folders stay as they were."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("file") == MAIN_FILE:
+            del data["file"]
+        return data
 
     def describe(self) -> str:
+        where = "" if self.file == MAIN_FILE else f"{self.file}: "
         if self.op == "append":
-            return f"append: {_short(self.content)}"
+            return f"{where}append: {_short(self.content)}"
         if self.op == "delete":
-            return f"delete: {_short(self.target)}"
-        return f"{self.op} [{_short(self.target)}] -> {_short(self.content)}"
+            return f"{where}delete: {_short(self.target)}"
+        return f"{where}{self.op} [{_short(self.target)}] -> {_short(self.content)}"
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,11 @@ def _short(text: str, n: int = 60) -> str:
 
 @dataclass(frozen=True)
 class Skill:
-    """An immutable skill version. Every edit returns a new Skill; the hash names the version."""
+    """An immutable skill version. Every edit returns a new Skill; the hash names the version.
+
+    A skill package (`skilltrain.package.SkillPackage`) is a Skill whose `text` is its SKILL.md
+    with more files beside it; every method that makes a new version goes through `_evolve`, so
+    a package's other files ride along whatever the loop does to SKILL.md."""
 
     text: str
 
@@ -156,6 +178,29 @@ class Skill:
             raise SkillError(f"{where}: {exc.reason}") from None
         return skill
 
+    def _evolve(self, text: str) -> Skill:
+        return dataclasses.replace(self, text=text)
+
+    @property
+    def is_package(self) -> bool:
+        return False
+
+    def text_files(self) -> dict[str, str]:
+        """Every trainable file by its path: a single file is SKILL.md alone."""
+        return {MAIN_FILE: self.text}
+
+    def resources(self) -> dict[str, str | bytes]:
+        """The files beside SKILL.md that an installed skill carries (none for one file)."""
+        return {}
+
+    def for_target(self) -> str:
+        """What a chat target reads as its system prompt."""
+        return self.body
+
+    def for_optimizer(self) -> str:
+        """What an optimizer prompt shows as the skill it edits."""
+        return self.text
+
     # -- identity and size -------------------------------------------------
     @property
     def hash(self) -> str:
@@ -177,7 +222,8 @@ class Skill:
             return {}, 0
         try:
             data = yaml.safe_load(m.group(1)) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+            # ValueError too: `name: 2024-13-45` parses as a date that does not exist
             raise SkillError(f"front matter is not valid YAML ({exc.__class__.__name__})") from None
         if not isinstance(data, dict):
             raise SkillError("front matter must be a YAML mapping")
@@ -243,8 +289,8 @@ class Skill:
                  f"<!-- skilltrain:end {name} -->")
         for m in _REGION_RE.finditer(self.text):
             if m.group("name") == name:
-                return Skill(self.text[: m.start()] + block + self.text[m.end() :])
-        return Skill(self.text.rstrip("\n") + "\n\n" + block + "\n")
+                return self._evolve(self.text[: m.start()] + block + self.text[m.end() :])
+        return self._evolve(self.text.rstrip("\n") + "\n\n" + block + "\n")
 
     def with_body(self, new_body: str) -> Skill:
         """This skill's front matter and protected regions around a new body (for rewrites:
@@ -254,7 +300,7 @@ class Skill:
         end = self._front()[1]
         blocks = [m.group(0) for m in _REGION_RE.finditer(self.text)]
         parts = [self.text[:end].rstrip("\n"), body, *blocks]
-        return Skill("\n\n".join(p for p in parts if p) + "\n")
+        return self._evolve("\n\n".join(p for p in parts if p) + "\n")
 
     # -- edits -------------------------------------------------------------
     def apply(self, edits: list[Edit]) -> tuple[Skill, list[EditResult]]:
@@ -271,6 +317,8 @@ class Skill:
         return (self.text[:end], *(m.group(0) for m in _REGION_RE.finditer(self.text)))
 
     def _apply_one(self, edit: Edit) -> tuple[Skill, EditStatus, str]:
+        if edit.file != MAIN_FILE:  # packages route by file (skilltrain.package)
+            return self, EditStatus.UNKNOWN_FILE, ""
         if MARKER in edit.content:  # an edit may not forge or break a protected region
             return self, EditStatus.PROTECTED_REGION, ""
         new, status, matched = self._apply_raw(edit)
@@ -302,7 +350,7 @@ class Skill:
             joined = (before + "\n\n" if before else "") + block + "\n"
             if after:
                 joined += "\n" + after
-            return Skill(joined), EditStatus.APPLIED, ""
+            return self._evolve(joined), EditStatus.APPLIED, ""
         found = anchors.resolve(text, edit.target, self.protected_spans())
         if isinstance(found, str):
             return self, EditStatus(found), ""
@@ -316,13 +364,13 @@ class Skill:
             new = text[:line_end] + "\n" + edit.content.strip("\n") + text[line_end:]
             if line_end == len(text):
                 new += "\n"
-            return Skill(new), status, matched
+            return self._evolve(new), status, matched
         if edit.op == "replace":
-            return Skill(text[:start] + edit.content + text[end:]), status, matched
+            return self._evolve(text[:start] + edit.content + text[end:]), status, matched
         # delete: also drop the line break when the anchor was a whole line
         if (start == 0 or text[start - 1] == "\n") and text[end : end + 1] == "\n":
             end += 1
-        return Skill(text[:start] + text[end:]), status, matched
+        return self._evolve(text[:start] + text[end:]), status, matched
 
     def _touches_protected(self, start: int, end: int) -> bool:
         return any(start < e and end > s for s, e in self.protected_spans())

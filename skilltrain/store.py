@@ -3,9 +3,10 @@
 Layout:
     config.yaml          the run's settings, secrets redacted
     events.jsonl         one JSON line per thing that happened
-    skills/v0000.md ...  every skill version (v0000 is the initial skill)
+    skills/v0000.md ...  every skill version (v0000 is the initial skill); a skill package's
+                         versions are folders, skills/v0000/ ... with every file
     steps/e01-s001/      per step: rollouts.jsonl, patch.json, selection.json, gate.json
-    best_skill.md        the skill to ship
+    best_skill.md        the skill to ship (a package: best_skill/, the folder to ship)
     summary.json         scores, step counts, usage and cost, infrastructure failures
     run.sqlite           per-item score cache and the response cache
     state.json           the checkpoint a resume starts from
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import time
@@ -29,9 +31,10 @@ from typing import Any
 
 from skilltrain.config import ConfigError
 from skilltrain.files import atomic_write
+from skilltrain.package import SkillPackage, read_package
 from skilltrain.records import Rollout, Score
 from skilltrain.redaction import REDACTED
-from skilltrain.skill import Skill
+from skilltrain.skill import MAIN_FILE, Skill
 
 # -- the layout: every name in a run folder is spelled here, and read from here ---------------
 CONFIG_FILE = "config.yaml"
@@ -39,12 +42,14 @@ EVENTS_FILE = "events.jsonl"
 STATE_FILE = "state.json"
 SUMMARY_FILE = "summary.json"
 BEST_SKILL_FILE = "best_skill.md"
+BEST_PACKAGE_DIR = "best_skill"
 DATABASE_FILE = "run.sqlite"
 REPORT_FILE = "report.html"
 SKILLS_DIR = "skills"
 STEPS_DIR = "steps"
 # the per-step files the report reads back (a step writes more)
 SELECTION_FILE, GATE_FILE, SLOW_UPDATE_FILE = "selection.json", "gate.json", "slow_update.json"
+SCRIPTS_FILE = "scripts.json"  # a package step's script checks (broken_scripts.py)
 
 
 def skill_name(version: int) -> str:
@@ -55,6 +60,11 @@ def skill_name(version: int) -> str:
 def skill_file(version: int) -> str:
     """A skill version's path relative to the run folder (what `RunStore.path` takes)."""
     return f"{SKILLS_DIR}/{skill_name(version)}"
+
+
+def skill_dir(version: int) -> str:
+    """A package version's folder relative to the run folder (skills/v0003)."""
+    return f"{SKILLS_DIR}/v{version:04d}"
 
 
 def step_file(step_id: str, name: str) -> str:
@@ -197,11 +207,40 @@ class RunStore:
 
     @property
     def best_path(self) -> Path:
-        """The skill to ship: rewritten whenever the best version changes."""
-        return self.path(BEST_SKILL_FILE)
+        """The skill to ship: rewritten whenever the best version changes (a package's is the
+        best_skill/ folder)."""
+        package = self.path(BEST_PACKAGE_DIR)
+        return package if package.is_dir() else self.path(BEST_SKILL_FILE)
 
     def write_best(self, skill: Any) -> Path:
+        if isinstance(skill, SkillPackage):
+            return self.write_package(BEST_PACKAGE_DIR, skill)
         return self.write_text(BEST_SKILL_FILE, skill.text)
+
+    def write_package(self, rel: str, skill: SkillPackage) -> Path:
+        """A package as a folder, built beside its place and renamed into it, so a reader sees
+        the old version or the new one, never half of one."""
+        final = self.path(rel)
+        fresh, old = final.with_name(f".{final.name}.new"), final.with_name(f".{final.name}.old")
+        for leftover in (fresh, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self._mkdirs(fresh)
+        for path, content in {MAIN_FILE: skill.text, **skill.resources()}.items():
+            target = fresh / path
+            if fresh.resolve() not in target.resolve().parents:  # paths were checked; still
+                raise ValueError(f"{path}: a package path outside its folder")
+            if isinstance(content, bytes):
+                self._mkdirs(target.parent)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(content)
+            else:
+                self.write_text(str(target.relative_to(self.root)), content)
+        if final.exists():
+            final.rename(old)
+        fresh.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        return final
 
     def write_text(self, rel: str, text: str) -> Path:
         p = self.path(rel)
@@ -238,9 +277,16 @@ class RunStore:
 
     # -- skills ------------------------------------------------------------
     def save_skill(self, version: int, skill: Skill) -> Path:
+        if isinstance(skill, SkillPackage):
+            return self.write_package(skill_dir(version), skill)
         return self.write_text(skill_file(version), skill.text)
 
-    def load_skill(self, version: int) -> Skill:
+    def load_skill(self, version: int, like: Skill | None = None) -> Skill:
+        """A saved version; a package's takes its budgets and switches from `like` (the run's
+        starting package), which the folder does not hold."""
+        folder = self.path(skill_dir(version))
+        if folder.is_dir():
+            return read_package(folder, like.limits if isinstance(like, SkillPackage) else None)
         return Skill(self.path(skill_file(version)).read_text(encoding="utf-8"))
 
     # -- checkpoint --------------------------------------------------------

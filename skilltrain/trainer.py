@@ -14,6 +14,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from skilltrain.attribution import attribute_run
+from skilltrain.broken_scripts import refuse_broken
 from skilltrain.config import TrainConfig, merge_overrides, parse_config
 from skilltrain.data import Task, epoch_batches
 from skilltrain.models.base import ChatModel, ModelError
@@ -27,10 +29,12 @@ from skilltrain.optim.rewrite import full_rewrite
 from skilltrain.optim.schedule import edit_budget
 from skilltrain.optim.search import Candidate, SearchSettings, combine, propose
 from skilltrain.optim.update import Update
+from skilltrain.prune import prune_run
 from skilltrain.records import FailureRule
 from skilltrain.run import RunContext
 from skilltrain.run_setup import RunParts, open_run
 from skilltrain.screening import ScreenResult, screen_one
+from skilltrain.sealed import Look
 from skilltrain.skill import Edit, Skill
 from skilltrain.step_record import Outcome, StepRecord
 
@@ -93,7 +97,7 @@ class Trainer:
                     raise
                 down, run.state.stopped = exc, str(exc)
                 run.emit("endpoint_stop", role=exc.role, reason=str(exc))
-            await run.conclude(await self._final_gate(run))
+            await self._conclude(run, await self._final_gate(run))
             self.best_skill_ = run.state.best.skill
             self.final_skill_ = run.state.incumbent.skill
             self.summary_ = run.summary
@@ -104,11 +108,30 @@ class Trainer:
             raise down
         return self
 
+    async def _conclude(self, run: RunContext, final_gate: dict | None) -> None:
+        """The end-of-run stages, each skipped when the run stopped early (they cost
+        evaluations, and test is not scored then): pruning (prune.py) before the last
+        evaluation, so test is scored on the pruned skill like on the others; attribution
+        (attribution.py) after it, reading those test outcomes from the cache."""
+        cfg, stopped = self.config.train, bool(run.state.stopped)
+        pruning = await prune_run(run, cfg.prune_tries) if cfg.prune and not stopped else None
+        also = {"unpruned": pruning.unpruned} if pruning and pruning.unpruned else {}
+
+        async def analyse(look: Look) -> dict:
+            attribution = await attribute_run(run, look) \
+                if cfg.attribution and not stopped else None
+            return {"prune": pruning.record if pruning else None, "attribution": attribution}
+
+        await run.conclude(final_gate, also=also, analyse=analyse)
+
     async def _final_gate(self, run: RunContext) -> dict | None:
         """The last incumbent against the best: the loop's final version may be one the gate
-        never compared with the best (a forced slow update, or later steps on top of it)."""
+        never compared with the best (a forced slow update, or later steps on top of it).
+        A pruned best was built after this gate ran (a resumed run does not ask again)."""
         state = run.state
-        if state.incumbent.skill.hash == state.best.skill.hash or state.stopped:
+        pruned = any(v.get("pruned") and v.get("number") == state.best.number
+                     for v in state.versions)
+        if state.incumbent.skill.hash == state.best.skill.hash or state.stopped or pruned:
             return None
         decision = await run.gate.decide(state.incumbent.skill, state.best.skill, run.val_ids,
                                          run.evaluator)
@@ -177,6 +200,9 @@ class Trainer:
             run.meter.check()
         if not candidates:
             return step.skip("no edit proposed or applied")
+        candidates = await refuse_broken(run, step, candidates, self.config.package)
+        if not candidates:  # every one broke a package script: rejected, no evaluation spent
+            return step.done()
 
         chosen = await self._screen(run, step, candidates, batch, rollouts)      # screening
         if chosen is None:

@@ -51,6 +51,7 @@ class Script:
     requests: list[dict] = field(default_factory=list)
     analyst_calls: int = 0
     follows_form: bool = False  # the target obeys an answer-format section as well
+    deaf_models: tuple[str, ...] = ()  # targets that ignore the skill (for transfer tables)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def respond(self, request: dict[str, Any]) -> str:
@@ -62,6 +63,8 @@ class Script:
             if name is None:
                 system = next((m["content"] for m in request["messages"]
                                if m["role"] == "system"), "")
+                if request.get("model") in self.deaf_models:
+                    system = ""
                 return target_answer(system, prompt, self.follows_form)
             if name == "AnalystReply":
                 if "got right" in prompt:  # success analysts: nothing to add

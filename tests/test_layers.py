@@ -26,27 +26,39 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # because config checks a gate's name and options with them before a run starts.
     ("leaves", ("records", "anchors", "files", "loading", "redaction",
                 "gate", "gate.decision", "gate.ledger", "gate.paired", "gate.registry",
-                "gate.rule", "gate.sign_test", "gate.strict")),
-    ("vocabulary", ("config_sections", "config", "config_doc", "data", "skill")),
+                "gate.rule", "gate.sign_test", "gate.strict", "stats")),
+    ("vocabulary", ("config_sections", "config", "config_doc", "data", "skill", "lint",
+                    "package", "package_view")),
     ("engines", ("scoring", "models", "models.base", "models.breaker", "models.cache",
-                 "models.client", "models.fake", "models.meter", "models.openai_compat")),
+                 "models.client", "models.fake", "models.meter", "models.openai_compat",
+                 "models.anthropic_model", "models.anthropic_wire", "models.prices",
+                 "models.cli_formats", "models.limits", "models.concurrency",
+                 "models.ratelimit_headers")),
     ("harness", ("harness", "harness.agent", "harness.chat", "harness.command", "harness.guard",
-                 "harness.isolation", "harness.sandbox", "harness.tools", "evaluation")),
+                 "harness.isolation", "harness.sandbox", "harness.tools", "evaluation",
+                 "executor", "remote_rollout",  # where rollouts run (local / workers)
+                 "harness.cli_endpoint",
+                 "models.cli_model",  # runs the CLI through harness.sandbox
+                 "harness.package_check")),
     ("optim", ("optim", "optim.aggregate", "optim.appendix", "optim.checks", "optim.examples",
                "optim.form", "optim.memory", "optim.patch", "optim.prompts", "optim.reflect",
                "optim.rewrite", "optim.schedule", "optim.schemas", "optim.search",
                "optim.select", "optim.slow", "optim.update", "screening")),
-    ("run", ("store", "run_files", "run_reader", "run_state", "step_record", "run")),
+    ("run", ("store", "run_files", "run_reader", "run_state", "step_record", "run",
+             "sealed", "attribution", "prune", "broken_scripts")),
     # Setup turns a config into a run's parts (models, store, suite); the trainer drives the
     # loop over them, so it sits above its setup.
-    ("setup", ("run_setup", "preflight", "estimate", "models.registry",
+    ("setup", ("run_setup", "preflight", "estimate", "models.registry", "scaffold",
+               "ray_cluster", "ray_worker", "ray_executor",
                "local", "local.assets", "local.child", "local.errors", "local.model_file",
                "local.process", "local.server",
                "suites", "suites.base", "suites.gym", "suites.house", "suites.registry",
                "suites.spreadsheet")),
     ("trainer", ("trainer",)),
-    ("front", ("", "api", "cli", "console", "report", "report.data", "report.lineage",
-               "report.markup", "report.page", "report.plots")),
+    ("front", ("", "api", "cli", "cli_skill", "console", "report", "report.data",
+               "report.lineage",
+               "report.markup", "report.page", "report.plots", "report.evidence",
+               "cli_errors", "cli_evidence", "compare", "transfer", "seeds", "report.seeds")),
 )
 
 # Imports allowed for now although they break the rules, as (importer, imported): each one is

@@ -33,7 +33,8 @@ def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
     them, validated the same way): their defaults are the config's, stated there once.
 
     The agent's protocol `auto` picks `text` for the embedded local models, whose server does not
-    return native tool calls for them, and `tools` otherwise. Raises ValueError, with a
+    return native tool calls for them, and for agent CLIs as models (cmd:), which take no tool
+    definitions; `tools` otherwise. Raises ValueError, with a
     one-line message, for options that cannot be used.
     """
     if kind == "chat":
@@ -42,7 +43,7 @@ def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
         a = AgentConfig.model_validate(agent or {})
         protocol = a.protocol
         if protocol == "auto":
-            protocol = "text" if target_model.startswith("local:") else "tools"
+            protocol = "text" if target_model.startswith(("local:", "cmd:")) else "tools"
         limits = Limits(timeout_s=a.timeout, cpu_s=a.cpu_seconds, memory_mb=a.memory_mb)
         tools = [load_callable(s, "tool") for s in a.tools]
         return AgentHarness(tools=tools, protocol=protocol, max_turns=a.max_turns,
@@ -52,5 +53,5 @@ def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
         c = CommandConfig.model_validate(command or {})
         return CommandHarness(c.cmd, preset=c.preset, template=c.template, answer=c.answer,
                               tag=c.tag, answer_file=c.answer_file, timeout_s=c.timeout,
-                              passthrough=c.passthrough)
+                              passthrough=c.passthrough, model=c.model)
     raise ValueError(f"harness {kind!r}: expected one of {', '.join(HARNESSES)}")

@@ -220,7 +220,7 @@ class AgentHarness:
             listing = "; ".join(f"{t.name}({', '.join(t.parameters.get('properties', {}))}): "
                                 f"{t.description.split('. ')[0]}" for t in tools)
             head = TEXT_INSTRUCTIONS.replace("{tools}", listing)
-        body = skill.body.strip()
+        body = skill.for_target().strip()  # a package: SKILL.md and the files it references
         return f"{head}\n\n{body}" if body else head
 
     async def run(self, skill: Skill, task: Task, client: RoleClient, sample: int = 0

@@ -1,4 +1,6 @@
-"""Direct chat: the skill is the target's system prompt, the task is the user message."""
+"""Direct chat: the skill is the target's system prompt, the task is the user message. A skill
+package is shown as an agent would load it: SKILL.md, then the files it references, within
+`package.shown_chars` (package_view.py; the prompt says what was cut)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ class ChatHarness:
 
     async def run(self, skill: Skill, task: Task, client: RoleClient, sample: int = 0) -> Rollout:
         messages = []
-        if skill.body.strip():
-            messages.append({"role": "system", "content": skill.body})
+        shown = skill.for_target()  # a package: SKILL.md, then the files it references
+        if shown.strip():
+            messages.append({"role": "system", "content": shown})
         messages.append({"role": "user", "content": task.input})
         started = time.monotonic()
         try:

@@ -19,6 +19,12 @@ Placeholders in a template: {cmd} (the user's command, split like a shell would)
 {workspace}, {task_file}, {skill_file}, {skill_dir}, {answer_file}, {tag}, {python} (this
 interpreter). The command runs without a shell; write `{{` for a literal brace.
 
+`model: "target"` runs the agent on the run's target model instead of its own configuration: the
+target's endpoint and name are given to the CLI (cli_endpoint.py), so `--target local:0.5b` puts
+Claude Code or Codex on the embedded server, with no key and no internet; its HOME is then a
+folder under the workspace's .tmp, the caller's keys stay out, and the CLI's session record is
+read back into the trajectory as its transcript.
+
 External agents report no token usage we can read in general, so the rollout's usage is empty;
 a non-zero exit or a timeout is an infrastructure failure (`error` set, no score), while a clean
 exit without an answer is a wrong (empty) answer.
@@ -45,7 +51,9 @@ from skilltrain.harness.agent import (
     resolve_collector,
     workspace_event,
 )
+from skilltrain.harness.cli_endpoint import agent_home, agent_on_endpoint, transcript
 from skilltrain.harness.sandbox import Limits, RunResult, Sandbox, SandboxError, clip_middle
+from skilltrain.models.base import ModelError
 from skilltrain.models.client import RoleClient
 from skilltrain.records import Rollout
 from skilltrain.skill import NAME_RE, Skill
@@ -67,6 +75,7 @@ class Preset:
     template: str
     skills_dir: str
     passthrough: tuple[str, ...] = ()
+    program_words: int = 1  # the words before which options pointing it at a model go
 
 
 PRESETS: dict[str, Preset] = {
@@ -82,6 +91,7 @@ PRESETS: dict[str, Preset] = {
                   "{prompt}"),
         skills_dir=".agents/skills",
         passthrough=("HOME", "CODEX_HOME", "OPENAI_API_KEY", "OPENAI_BASE_URL"),
+        program_words=2,
     ),
     "generic": Preset(template="{cmd}", skills_dir="skills"),
 }
@@ -89,7 +99,8 @@ PRESETS: dict[str, Preset] = {
 
 def install_skill(workspace: Path, skill: Skill, skills_dir: str, default_name: str) -> Path:
     """Write the skill as `<skills_dir>/<name>/SKILL.md` with name/description front matter
-    (the skill's own when it has both, else ours around its body); returns the file."""
+    (the skill's own when it has both, else ours around its body), and a package's other files
+    beside it (references/, scripts/, assets/ ... as the CLI reads them); returns SKILL.md."""
     name = skill.name if isinstance(skill.name, str) and NAME_RE.match(skill.name) else None
     if name and skill.description:
         text = skill.text
@@ -101,6 +112,15 @@ def install_skill(workspace: Path, skill: Skill, skills_dir: str, default_name: 
     target = workspace / skills_dir / name / "SKILL.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
+    for rel, content in skill.resources().items():  # paths were checked when the file was made
+        path = target.parent / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+            if content.startswith("#!"):  # a script the CLI may run as ./scripts/x.sh
+                path.chmod(0o755)
     return target
 
 
@@ -138,6 +158,7 @@ class CommandHarness:
         trajectory_chars: int = 3000,
         collect: Collector | None = None,
         keep_workspace: bool = False,
+        model: Literal["own", "target"] = "own",
     ):
         if preset not in PRESETS:
             raise ValueError(f"command preset {preset!r}: expected one of {', '.join(PRESETS)}")
@@ -155,7 +176,12 @@ class CommandHarness:
         self.tag = tag
         self.answer_file = answer_file
         self.skills_dir = skills_dir or chosen.skills_dir
-        self.passthrough = tuple(chosen.passthrough if passthrough is None else passthrough)
+        if model not in ("own", "target"):
+            raise ValueError(f"model {model!r}: expected 'own' or 'target'")
+        self.model = model
+        if passthrough is None:  # on the target, the CLI needs none of the caller's settings
+            passthrough = () if model == "target" else chosen.passthrough
+        self.passthrough = tuple(passthrough)
         self.skill_name = skill_name
         self.prompt = prompt or PROMPTS[answer]
         base = limits or Limits(cpu_s=None, memory_mb=None, file_mb=None)
@@ -201,12 +227,12 @@ class CommandHarness:
         started = time.monotonic()
         sandbox = await asyncio.to_thread(Sandbox, self.limits, keep=self.keep_workspace)
         try:
-            return await self._run(skill, task, sample, sandbox, started)
+            return await self._run(skill, task, sample, sandbox, started, client)
         finally:
             await asyncio.to_thread(sandbox.close)
 
     async def _run(self, skill: Skill, task: Task, sample: int, sandbox: Sandbox,
-                   started: float) -> Rollout:
+                   started: float, client: RoleClient | None) -> Rollout:
         ws = sandbox.workspace
         skill_file = install_skill(ws, skill, self.skills_dir, self.skill_name)
         (ws / "task.md").write_text(task.input.rstrip("\n") + "\n", encoding="utf-8")
@@ -214,6 +240,13 @@ class CommandHarness:
             attach_files(ws, task.meta["files"])
         values = self._values(ws, skill_file, skill_file.parent.name)
         argv = self.argv(values)
+        env: dict[str, str] = {}
+        if self.model == "target":
+            words, env = self._on_target(client, ws)
+            at = PRESETS[self.preset].program_words
+            argv[at:at] = words
+            if self.preset == "codex":  # its session record, in the workspace: the transcript
+                argv = [w for w in argv if w != "--ephemeral"]
         trajectory: list[dict[str, Any]] = [{"role": "user", "content": values["prompt"]
                                              + "\n\n[task.md]\n" + task.input}]
 
@@ -224,15 +257,21 @@ class CommandHarness:
                            **fields)
 
         try:
-            result = await asyncio.to_thread(sandbox.run, argv, passthrough=self.passthrough)
+            result = await asyncio.to_thread(sandbox.run, argv, passthrough=self.passthrough,
+                                             extra_env=env)
         except SandboxError as exc:
             return rollout(error=str(exc), error_kind="command")
         self._record(trajectory, argv, result)
+        record = await asyncio.to_thread(transcript, self.preset, agent_home(ws),
+                                         self.trajectory_chars)
+        if record is not None:
+            trajectory.append(record)
         if result.timed_out:
             return rollout(error=f"the command timed out after {self.limits.timeout_s:g} s",
                            error_kind="timeout")
         if result.returncode != 0:
-            tail = clip_middle(result.stderr.strip(), 300)
+            # Claude Code prints its API errors on stdout, with nothing on stderr
+            tail = clip_middle(result.stderr.strip() or result.stdout.strip(), 300)
             return rollout(error=f"the command exited with status {result.returncode}: {tail}",
                            error_kind="command_failed")
         final = self._read_answer(ws, result)
@@ -245,6 +284,17 @@ class CommandHarness:
         if collector is not None:
             answer = await asyncio.to_thread(collector, task, ws, answer)
         return rollout(answer=answer)
+
+    def _on_target(self, client: RoleClient | None, ws: Path) -> tuple[list[str], dict[str, str]]:
+        """Words and environment that put the CLI on the target model's endpoint."""
+        model = client.model if client is not None else None
+        base_url = getattr(model, "base_url", None)
+        if client is None or not base_url:
+            raise ModelError("fatal", "command.model: target needs a target model with an "
+                             "endpoint (local:0.5b, local:1.5b, or a base_url); the target is "
+                             f"{getattr(model, 'name', None)!r}")
+        return agent_on_endpoint(self.preset, str(base_url), client.model.name, agent_home(ws),
+                                 client.settings.max_tokens)
 
     def _read_answer(self, ws: Path, result: RunResult) -> str | None:
         if self.answer == "stdout":

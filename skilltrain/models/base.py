@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from skilltrain.records import Usage
 
 RETRYABLE = frozenset({"timeout", "rate_limit", "server_error", "connection", "empty_reply",
-                       "bad_response"})
+                       "bad_response", "adapted"})
 
 
 class InfrastructureFailure(Exception):
@@ -29,7 +29,9 @@ class ModelError(Exception):
     fix it, a higher `max_tokens` can), fatal (authentication or unknown model: the run
     cannot go on, so it is raised rather than counted; an unreachable endpoint, see
     breaker.EndpointDown, is fatal too), unreachable (not sent: the role's circuit breaker
-    opened mid-run and the run is stopping).
+    opened mid-run and the run is stopping), adapted (the endpoint refused a request setting
+    this model does not take, e.g. `temperature` on newer Claude models; the backend has stopped
+    sending it, so the retry differs; it is counted with the retries in the run's summary).
     """
 
     def __init__(self, kind: str, message: str, retry_after: float | None = None):

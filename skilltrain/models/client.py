@@ -83,6 +83,12 @@ class RoleClient:
         self.breaker = Breaker(role, endpoint_of(model))
         self._rng = random.Random()
 
+    @property
+    def limiter(self) -> Any:
+        """The backend's rate limiter (limits.py: rpm / tpm, 429 back-off), when it has one:
+        the live progress and the summary read it."""
+        return getattr(self.model, "limiter", None)
+
     def with_notes(self, notes: str) -> RoleClient:
         """This client with optimizer-only notes (the meta skill) prepended to every call: the
         same model, meter, cache and breaker. The trainer derives one per step from the run

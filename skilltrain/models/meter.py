@@ -14,23 +14,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from skilltrain.config_sections import BudgetConfig as Limits  # the budget section is the limits
+from skilltrain.models.prices import rates  # the price tables live there
 from skilltrain.records import Usage
 
-# USD per million tokens (input, output). Users override or extend this in the config.
-DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-    "gpt-5": (1.25, 10.00),
-    "gpt-5-mini": (0.25, 2.00),
-    "claude-sonnet-4-5": (3.00, 15.00),
-    "claude-haiku-4-5": (1.00, 5.00),
-}
-
-
 _SENT_COLUMNS = ("sent", "sent_prompt", "sent_completion")  # calls really sent for a key
+# Prompt-cache tokens of the distinct call, and of the calls really sent for its key.
+_CACHE_COLUMNS = ("cache_read", "cache_write", "sent_cache_read", "sent_cache_write")
 
 
 class BudgetExceeded(Exception):
@@ -39,7 +28,7 @@ class BudgetExceeded(Exception):
 
 @dataclass
 class Meter:
-    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    prices: dict[str, tuple[float, ...]] = field(default_factory=dict)  # the config's
     limits: Limits = field(default_factory=Limits)
     usage: dict[tuple[str, str], Usage] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)  # role -> model name
@@ -57,7 +46,7 @@ class Meter:
                 "CREATE TABLE IF NOT EXISTS ledger (key TEXT PRIMARY KEY, role TEXT, stage TEXT, "
                 "model TEXT, prompt_tokens INTEGER, completion_tokens INTEGER)")
             have = {row[1] for row in self.ledger.execute("PRAGMA table_info(ledger)")}
-            for column in _SENT_COLUMNS:  # ledgers written before billing was durable
+            for column in (*_SENT_COLUMNS, *_CACHE_COLUMNS):  # ledgers from before these
                 if column not in have:
                     self.ledger.execute(f"ALTER TABLE ledger ADD COLUMN {column} INTEGER "
                                         "DEFAULT 0")
@@ -67,15 +56,17 @@ class Meter:
         """Usage and billing as recorded call by call: what a run killed anywhere had spent."""
         assert self.ledger is not None
         self.usage, self.seen, self.billed = {}, set(), {}
-        for key, role, stage, model, p, c, n, sp, sc in self.ledger.execute(
+        for key, role, stage, model, p, c, n, sp, sc, cr, cw, scr, scw in self.ledger.execute(
                 "SELECT key, role, stage, model, prompt_tokens, completion_tokens, "
-                f"{', '.join(_SENT_COLUMNS)} FROM ledger"):
+                f"{', '.join((*_SENT_COLUMNS, *_CACHE_COLUMNS))} FROM ledger"):
             self.seen.add(key)
             self.models.setdefault(role, model)
-            self._add(role, stage, Usage(prompt_tokens=p, completion_tokens=c, calls=1))
+            self._add(role, stage, Usage(prompt_tokens=p, completion_tokens=c, calls=1,
+                                         cache_read_tokens=cr or 0, cache_write_tokens=cw or 0))
             if n:
                 self.billed[role] = self.billed.get(role, Usage()) + Usage(
-                    prompt_tokens=sp, completion_tokens=sc, calls=n)
+                    prompt_tokens=sp, completion_tokens=sc, calls=n,
+                    cache_read_tokens=scr or 0, cache_write_tokens=scw or 0)
 
     def record(self, key: str, role: str, stage: str, model: str, usage: Usage, *,
                cached: bool) -> None:
@@ -83,8 +74,7 @@ class Meter:
         so a run killed and resumed reports the same totals as one that never stopped; `billed`
         counts what was really sent, which is what the budget limits see."""
         self.models[role] = model
-        sent = Usage() if cached else Usage(prompt_tokens=usage.prompt_tokens,
-                                            completion_tokens=usage.completion_tokens, calls=1)
+        sent = Usage() if cached else usage.model_copy(update={"calls": 1})
         if not cached:
             self.billed[role] = self.billed.get(role, Usage()) + usage
         new = key not in self.seen
@@ -94,26 +84,33 @@ class Meter:
         if self.ledger is not None and (new or not cached):
             self.ledger.execute(
                 "INSERT INTO ledger (key, role, stage, model, prompt_tokens, completion_tokens, "
-                "sent, sent_prompt, sent_completion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "sent, sent_prompt, sent_completion, cache_read, cache_write, sent_cache_read, "
+                "sent_cache_write) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET sent = sent + excluded.sent, sent_prompt = "
                 "sent_prompt + excluded.sent_prompt, sent_completion = sent_completion + "
-                "excluded.sent_completion",
+                "excluded.sent_completion, sent_cache_read = sent_cache_read + "
+                "excluded.sent_cache_read, sent_cache_write = sent_cache_write + "
+                "excluded.sent_cache_write",
                 (key, role, stage, model, usage.prompt_tokens, usage.completion_tokens,
-                 sent.calls, sent.prompt_tokens, sent.completion_tokens))
+                 sent.calls, sent.prompt_tokens, sent.completion_tokens,
+                 usage.cache_read_tokens, usage.cache_write_tokens, sent.cache_read_tokens,
+                 sent.cache_write_tokens))
 
     def _add(self, role: str, stage: str, usage: Usage) -> None:
         self.usage[(role, stage)] = self.usage.get((role, stage), Usage()) + usage
 
     def price(self, model: str) -> tuple[float, float]:
-        table = {**DEFAULT_PRICES, **self.prices}
-        if model in table:
-            return table[model]
-        bare = model.split(":", 1)[-1].split("/")[-1]
-        return table.get(bare, (0.0, 0.0))
+        """(input, output) USD per million tokens; see prices.py for cache tokens."""
+        return rates(model, self.prices)[:2]
 
     def cost_of(self, role: str, usage: Usage) -> float:
-        pin, pout = self.price(self.models.get(role, ""))
-        return (usage.prompt_tokens * pin + usage.completion_tokens * pout) / 1e6
+        """Prompt tokens at the input rate, except the parts the prompt cache read or wrote,
+        which are billed at the cache rates (models/prices.py)."""
+        pin, pout, pwrite, pread = rates(self.models.get(role, ""), self.prices)
+        cached = usage.cache_read_tokens + usage.cache_write_tokens
+        fresh = max(0, usage.prompt_tokens - cached)
+        return (fresh * pin + usage.cache_write_tokens * pwrite + usage.cache_read_tokens * pread
+                + usage.completion_tokens * pout) / 1e6
 
     def by_role(self) -> dict[str, Usage]:
         out: dict[str, Usage] = {}
@@ -143,18 +140,21 @@ class Meter:
 
     def summary(self) -> dict:
         roles = {
-            role: {**u.model_dump(), "cost_usd": round(self.cost_of(role, u), 6)}
+            role: {**_shown(u), "cost_usd": round(self.cost_of(role, u), 6)}
             for role, u in self.by_role().items()
         }
         stages = {
-            f"{role}/{stage}": {**u.model_dump(), "cost_usd": round(self.cost_of(role, u), 6)}
+            f"{role}/{stage}": {**_shown(u), "cost_usd": round(self.cost_of(role, u), 6)}
             for (role, stage), u in sorted(self.usage.items())
         }
+        total = self.total()
         return {
             "roles": roles,
             "stages": stages,
+            "prompt_cache": {"read_tokens": total.cache_read_tokens,
+                             "write_tokens": total.cache_write_tokens},
             "cost_usd": round(self.total_cost(), 6),
-            "billed": {r: u.model_dump() for r, u in self.billed.items()},
+            "billed": {r: _shown(u) for r, u in self.billed.items()},
             "billed_cost_usd": round(self.billed_cost(), 6),
             "infra_failures": dict(self.failures),
             "retries": dict(self.retries),
@@ -201,6 +201,12 @@ class Meter:
         self.failures = Counter(state.get("failures", {}))
         self.retries = Counter(state.get("retries", {}))
         self.cache_hits = int(state.get("cache_hits", 0))
+
+
+def _shown(usage: Usage) -> dict:
+    """A usage as the summary shows it: the prompt-cache counts only when there were any."""
+    return {k: v for k, v in usage.model_dump().items()
+            if v or k not in ("cache_read_tokens", "cache_write_tokens")}
 
 
 @dataclass(frozen=True)

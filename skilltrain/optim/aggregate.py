@@ -17,16 +17,16 @@ from skilltrain.models.client import RoleClient
 from skilltrain.optim.checks import EditChecker
 from skilltrain.optim.patch import Patch, render_edits
 from skilltrain.optim.prompts import render
-from skilltrain.optim.schemas import MergeReply
+from skilltrain.optim.schemas import merge_schema
 from skilltrain.skill import Edit, Skill
 
 
 def concat_dedup(patches: list[Patch], side: str) -> Patch:
     """Merge without a model: identical edits collapse and their support adds up."""
-    merged: dict[tuple[str, str, str], Edit] = {}
+    merged: dict[tuple[str, str, str, str], Edit] = {}
     for p in patches:
         for e in p.edits:
-            key = (e.op, e.target.strip(), e.content.strip())
+            key = (e.file, e.op, e.target.strip(), e.content.strip())
             if key in merged:
                 old = merged[key]
                 merged[key] = old.model_copy(update={"support": old.support + e.support})
@@ -88,7 +88,7 @@ async def _merge(how: _Merge, out: Aggregated, skill: Skill, patches: list[Patch
     )
     prompt = render(
         "merge",
-        skill=skill.text, patches=shown, limit=how.limit,
+        skill=skill.for_optimizer(), patches=shown, limit=how.limit,
         priority=(", and when a failure-driven edit conflicts with a success-driven one, "
                   "keep the failure-driven one") if side == "merged" else "",
     )
@@ -96,7 +96,8 @@ async def _merge(how: _Merge, out: Aggregated, skill: Skill, patches: list[Patch
     fallback = concat_dedup(non_empty, side)
     try:
         reply = await how.client.structured(
-            [{"role": "user", "content": prompt}], MergeReply, stage="aggregate"
+            [{"role": "user", "content": prompt}], merge_schema(skill.is_package),
+            stage="aggregate"
         )
     except ModelError as exc:
         if exc.kind == "fatal":

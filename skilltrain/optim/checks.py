@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from skilltrain.data import Task
-from skilltrain.skill import Edit, Skill
+from skilltrain.optim.schemas import package_help
+from skilltrain.package_view import PACKAGE_HEAD
+from skilltrain.skill import MAIN_FILE, Edit, Skill
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ANSWER_LINE = re.compile(
@@ -49,11 +51,13 @@ def repetitive(text: str) -> bool:
     return len(grams) >= 20 and len(set(grams)) / len(grams) < 0.5
 
 
-def prompt_text() -> str:
+def prompt_text(package: bool = False) -> str:
     """The static text of every optimizer prompt we ship (placeholders removed): what an edit
-    must not copy."""
+    must not copy; with `package`, also what a package's prompts add."""
     folder = resources.files("skilltrain.optim").joinpath("prompts")
     parts = [f.read_text("utf-8") for f in folder.iterdir() if f.name.endswith(".md")]
+    if package:
+        parts += [PACKAGE_HEAD, package_help(True), package_help(False)]
     return re.sub(r"\$[a-z_]+", " ", "\n".join(parts))
 
 
@@ -81,8 +85,9 @@ class EditChecker:
     def __init__(self, skill: Skill, log: CheckLog, *, forbidden: str | None = None):
         self.skill = skill
         self.log = log
-        self._skill_norm = normalize(skill.text)
-        forbidden_tokens = words(prompt_text() if forbidden is None else forbidden)
+        self._skill_norm = normalize("\n".join(skill.text_files().values()))
+        forbidden_tokens = words(prompt_text(skill.is_package) if forbidden is None
+                                 else forbidden)
         self._forbidden = _shingles(forbidden_tokens)
         self._forbidden_norm = normalize(" ".join(forbidden_tokens))
 
@@ -138,6 +143,10 @@ class EditChecker:
             if e.support > limit:
                 self.log.count("support_clamped")
                 e = e.model_copy(update={"support": limit})
+            files = {i.file for i in sources}
+            if e.file == MAIN_FILE and len(files) == 1 and MAIN_FILE not in files:
+                self.log.count("merge_file_restored")  # a merge that forgot which file
+                e = e.model_copy(update={"file": files.pop()})
             kept.append(e)
         if not kept:
             self.log.count("merge_fallback")

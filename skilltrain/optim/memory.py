@@ -18,15 +18,17 @@ class RejectedEntry:
     edits: list[Edit]
     delta: float
     patterns: str = ""
+    reason: str = ""  # why it was refused before any evaluation (a broken package script)
 
     def to_json(self) -> dict:
         return {"step": self.step, "delta": self.delta, "patterns": self.patterns,
-                "edits": [e.model_dump() for e in self.edits]}
+                "edits": [e.model_dump() for e in self.edits],
+                **({"reason": self.reason} if self.reason else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> RejectedEntry:
         return cls(step=data["step"], delta=data["delta"], patterns=data.get("patterns", ""),
-                   edits=[Edit(**e) for e in data["edits"]])
+                   edits=[Edit(**e) for e in data["edits"]], reason=data.get("reason", ""))
 
 
 @dataclass
@@ -47,7 +49,12 @@ class RejectedBuffer:
             return ""
         parts = ["## Edits already tried that did NOT help (do not propose them again)"]
         for entry in reversed(self.entries):
-            parts.append(f"Step {entry.step}: validation changed by {entry.delta:+.3f}; rejected.")
+            if entry.reason:
+                parts.append(f"Step {entry.step}: rejected before any evaluation: "
+                             f"{entry.reason[:400]}")
+            else:
+                parts.append(f"Step {entry.step}: validation changed by {entry.delta:+.3f}; "
+                             "rejected.")
             if entry.patterns:
                 parts.append(f"Motivated by: {entry.patterns[:300]}")
             parts.append(render_edits(entry.edits))

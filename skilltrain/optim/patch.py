@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skilltrain.skill import Edit
+from skilltrain.skill import MAIN_FILE, Edit
 
 
 @dataclass
@@ -30,8 +30,9 @@ def render_edits(edits: list[Edit], numbered: bool = False) -> str:
     lines = []
     for i, e in enumerate(edits, start=1):
         head = f"{i}. " if numbered else "- "
+        where = "" if e.file == MAIN_FILE else f" file={e.file}"
         lines.append(
-            f"{head}op={e.op} support={e.support} source={e.source}\n"
+            f"{head}op={e.op}{where} support={e.support} source={e.source}\n"
             + (f"   target: {e.target!r}\n" if e.op != "append" else "")
             + (f"   content: {e.content!r}\n" if e.op != "delete" else "")
             + (f"   rationale: {e.rationale}" if e.rationale else "")

@@ -30,7 +30,8 @@ from skilltrain.optim.checks import CheckLog, EditChecker, Grounding, display_an
 from skilltrain.optim.memory import RejectedBuffer
 from skilltrain.optim.patch import Patch
 from skilltrain.optim.prompts import render
-from skilltrain.optim.schemas import ALL_OPS, RuleReply, analyst_schema, ops_help
+from skilltrain.optim.schemas import ALL_OPS, RuleReply, analyst_schema, ops_help, package_help
+from skilltrain.package import SkillPackage
 from skilltrain.records import FailureRule, Rollout
 from skilltrain.skill import Edit, Skill
 
@@ -147,14 +148,17 @@ async def reflect(
     if analyse_successes and successes:
         jobs.append(("success", 0, successes[:minibatch_size]))
     rule_rows = failures[:RULE_ROWS]
+    package = isinstance(skill, SkillPackage)
+    shown_ops = ops_help(ops) + ("\n" + package_help(skill.limits.new_files)
+                                 if isinstance(skill, SkillPackage) else "")
 
     async def analyse(side: str, k: int, batch: list[tuple[Task, Rollout]]) -> Patch | None:
         extra = {"reminders": REMINDERS if reminders else ""} if side == "failure" else {}
-        schema = analyst_schema(ops, reminders and side == "failure")
+        schema = analyst_schema(ops, reminders and side == "failure", files=package)
         shown = (render_table(batch) if side == "failure"
                  else "\n\n".join(render_rollout(t, r) for t, r in batch))
         prompt = render(
-            f"analyst_{side}", **extra, ops=ops_help(ops), skill=skill.text,
+            f"analyst_{side}", **extra, ops=shown_ops, skill=skill.for_optimizer(),
             **({"table": shown} if side == "failure" else {"rollouts": shown}),
             rejected=("\n" + rejected.render()) if rejected.entries else "",
             budget=budget,

@@ -31,7 +31,8 @@ class RewriteResult:
 
 
 def within_budget(skill: Skill, max_tokens: int) -> bool:
-    return skill.tokens <= max_tokens
+    """SKILL.md's size (a package's other files are not what a rewrite writes)."""
+    return (len(skill.text) + 3) // 4 <= max_tokens
 
 
 async def rewrite(skill: Skill, edits: list[Edit], client: RoleClient, max_tokens: int
@@ -49,7 +50,8 @@ async def rewrite(skill: Skill, edits: list[Edit], client: RoleClient, max_token
         return RewriteResult(None, f"rewrite call failed ({exc.kind})")
     candidate = skill.with_body(reply.skill)
     if not within_budget(candidate, max_tokens):
-        return RewriteResult(None, f"rewrite is {candidate.tokens} tokens, over the "
+        size = (len(candidate.text) + 3) // 4
+        return RewriteResult(None, f"rewrite is {size} tokens, over the "
                                    f"{max_tokens}-token budget")
     return RewriteResult(candidate, "rewritten")
 

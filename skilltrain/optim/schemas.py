@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from skilltrain.skill import Edit
+from skilltrain.skill import MAIN_FILE, Edit
 
 
 class EditOut(BaseModel):
@@ -20,7 +20,8 @@ class EditOut(BaseModel):
 
     def to_edit(self, source: str) -> Edit:
         return Edit(op=self.op, target=self.target, content=self.content,
-                    rationale=self.rationale, support=self.support, source=source)  # type: ignore[arg-type]
+                    rationale=self.rationale, support=self.support, source=source,  # type: ignore[arg-type]
+                    file=getattr(self, "file", MAIN_FILE))
 
     @classmethod
     def from_edit(cls, edit: Edit) -> EditOut:
@@ -42,7 +43,8 @@ class AppendEditOut(BaseModel):
 
     def to_edit(self, source: str) -> Edit:
         return Edit(op="append", content=self.content, rationale=self.rationale,
-                    support=self.support, source=source)  # type: ignore[arg-type]
+                    support=self.support, source=source,  # type: ignore[arg-type]
+                    file=getattr(self, "file", MAIN_FILE))
 
 
 class AnalystReply(BaseModel):
@@ -74,20 +76,48 @@ def ops_help(ops: tuple[str, ...]) -> str:
     return "\n".join(f"   - {OP_HELP[op]}" for op in ops)
 
 
-def analyst_schema(ops: tuple[str, ...], reminders: bool) -> type[AnalystReply]:
+def _with_file(model: type[BaseModel]) -> type[BaseModel]:
+    """An edit shape that names the package file it changes (skill packages only: a single
+    file's schema stays as it was, one field fewer for a small model to get wrong)."""
+    return create_model(model.__name__, __base__=model, file=(str, Field(
+        default=MAIN_FILE, max_length=200, description="path of the package file to change")))
+
+
+def analyst_schema(ops: tuple[str, ...], reminders: bool, files: bool = False
+                   ) -> type[AnalystReply]:
     """The analyst reply schema with `op` narrowed to the allowed operations, so constrained
     decoding cannot even produce an op the run does not allow (weak optimizers do better with
-    `append` alone: they cannot mis-copy an anchor)."""
+    `append` alone: they cannot mis-copy an anchor). `files`: edits name their file."""
     base = AnalystReplyWithReminders if reminders else AnalystReply
-    if tuple(ops) == ALL_OPS:
+    if tuple(ops) == ALL_OPS and not files:
         return base
     if tuple(ops) == ("append",):  # no anchor to fill: small models pad `target` with junk
-        narrowed = AppendEditOut
+        narrowed: type[BaseModel] = AppendEditOut
+    elif tuple(ops) == ALL_OPS:
+        narrowed = EditOut
     else:
         narrowed = create_model("EditOut", __base__=EditOut,
                                 op=(Literal[tuple(ops)], ...))  # type: ignore[valid-type]
+    if files:
+        narrowed = _with_file(narrowed)
     return create_model(base.__name__, __base__=base,
                         edits=(list[narrowed], Field(default_factory=list, max_length=12)))
+
+
+def merge_schema(files: bool) -> type[MergeReply]:
+    """The merge reply; for a package its edits keep naming their files."""
+    if not files:
+        return MergeReply
+    return create_model("MergeReply", __base__=MergeReply, edits=(
+        list[_with_file(EditOut)], Field(default_factory=list, max_length=24)))
+
+
+def package_help(new_files: bool) -> str:
+    """The line the edit-operation help gains for a package: which file an edit changes."""
+    new = (" To add a reference file, `append` to a new path `references/NAME.md` and link it "
+           "from SKILL.md." if new_files else " Do not create new files.")
+    return (f"   - Every edit has `file`: the path of the package file it changes (default "
+            f"{MAIN_FILE}); `target` must be text of that file.{new}")
 
 
 class RuleReply(BaseModel):

@@ -62,7 +62,7 @@ def _ordered(patch: Patch) -> list[Edit]:
 async def _rank(skill: Skill, patch: Patch, budget: int, client: RoleClient, told: str
                 ) -> Selection:
     proposed = len(patch.edits)
-    prompt = render("rank", skill=skill.text, budget=told,
+    prompt = render("rank", skill=skill.for_optimizer(), budget=told,
                     edits=render_edits(patch.edits, numbered=True),
                     patterns=patch.patterns[:1500] or "(none)")
     ordered = _ordered(patch)

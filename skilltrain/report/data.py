@@ -18,6 +18,7 @@ from typing import Any
 
 from skilltrain.models.meter import usage_from_checkpoint
 from skilltrain.run_reader import RUN_MARKERS, RunReader
+from skilltrain.sealed import tally
 from skilltrain.skill import Skill
 from skilltrain.store import EVENTS_FILE, STATE_FILE, SUMMARY_FILE
 
@@ -101,6 +102,10 @@ class RunData:
     def skill_text(self, number: int) -> str | None:
         return self.reader.skill(number)
 
+    def skill_files(self, number: int) -> dict[str, str] | None:
+        """A package version's text files by path (None: a single-file version)."""
+        return self.reader.skill_files(number)
+
     def best_skill_text(self) -> str | None:
         return self.reader.best_skill()
 
@@ -158,6 +163,28 @@ class RunData:
         meter = usage_from_checkpoint(self.state["meter"])
         return {f"{role}/{stage}": {**u.model_dump(), "cost_usd": None}
                 for (role, stage), u in meter.usage.items()}
+
+
+    def _summary_part(self, key: str) -> dict | None:
+        part = (self.summary or {}).get(key)
+        return part if isinstance(part, dict) else None
+
+    def attribution(self) -> dict | None:
+        """The best skill's edit attribution (summary `attribution`); None when off."""
+        return self._summary_part("attribution")
+
+    def pruning(self) -> dict | None:
+        """The pruning stage's record (summary `prune`); None when it did not run."""
+        return self._summary_part("prune")
+
+    def test_looks(self) -> dict:
+        """How often test was looked at, counted from the events, which also hold a look an
+        `eval` or `compare` added after the summary was written."""
+        counted = tally(self.events)
+        if counted["test_seen"] or self.summary is None:
+            return counted
+        return {"test_looks": self._summary_part("test_looks") or {},
+                "test_seen": (self.summary or {}).get("test_seen")}
 
 
 def load_run(run_dir: Path) -> RunData:

@@ -7,6 +7,7 @@ The edits, rationales and reasons are model-written text; each is escaped where 
 from __future__ import annotations
 
 from skilltrain.report.data import ACCEPTED, FORCED, SKIPPED, RunData, StepView
+from skilltrain.report.evidence import attribution_block, attribution_caption
 from skilltrain.report.markup import badge, delta, diff, esc, integer, note, num, sub, table, value
 from skilltrain.store import GATE_FILE, SELECTION_FILE, SLOW_UPDATE_FILE, STATE_FILE, skill_name
 
@@ -18,6 +19,8 @@ def _edits(edits: list[dict]) -> str:
     for e in edits:
         target = f'<div class="muted">at: <code>{esc(e["target"])}</code></div>' \
             if e.get("target") else ""
+        if e.get("file"):  # a package file other than SKILL.md
+            target += f'<div class="muted">file: <code>{esc(e["file"])}</code></div>'
         rows.append([f'<code class="op">{esc(e.get("op"))}</code>',
                      f'<div class="edit">{esc(e.get("content"))}</div>{target}',
                      esc(e.get("rationale")), integer(e.get("support")), esc(e.get("source")),
@@ -61,35 +64,53 @@ def _slow_update(data: RunData, step_id: str) -> str:
             f'</p><div class="edit">{esc(slow.get("guidance"))}</div></div>')
 
 
+def _file_diffs(data: RunData, old: int, new: int) -> str | None:
+    """A package version's change, one diff per changed file; None for single files."""
+    before, after = data.skill_files(old), data.skill_files(new)
+    if before is None or after is None:
+        return None
+    a, b = f"v{old:04d}", f"v{new:04d}"
+    parts = [f'<h4 class="file">{esc(path)}</h4>'
+             + diff(before.get(path, ""), after.get(path, ""), f"{a}/{path}", f"{b}/{path}")
+             for path in sorted(before.keys() | after.keys())
+             if before.get(path) != after.get(path)]
+    return "".join(parts) or note("No file of the package changed.")
+
+
 def lineage_section(data: RunData) -> str:
     title = ('<section id="lineage"><h2>Skill lineage</h2><p class="caption">Each accepted '
              'version: its diff against its parent, the edits that made it, and the gate\'s '
-             'evidence.</p>')
+             'evidence.</p>' + attribution_caption(data))
     if not data.versions:
         return title + note(f"No version record ({STATE_FILE} missing).") + "</section>"
     rows_by_version = {r.version: r for r in data.history if r.version is not None}
     best = data.best_version()
     parts = []
+    by_number = {v.get("number"): v for v in data.versions}
     for prev, version in zip(data.versions, data.versions[1:]):
-        number = version.get("number")
+        number, pruned = version.get("number"), bool(version.get("pruned"))
+        prev = by_number.get(version.get("parent"), prev)  # a pruned version's is the best
         row = rows_by_version.get(number, StepView())
         step_id = row.id or ""
         old, new = data.skill_text(prev.get("number", 0)), data.skill_text(number)
         old_name, new_name = skill_name(prev.get("number", 0)), skill_name(number)
         change = diff(old, new, old_name, new_name) if old is not None and new is not None \
             else note(f"Skill file {old_name} or {new_name} is missing.")
+        files = _file_diffs(data, prev.get("number", 0), number)
+        change = files if files is not None else change
         sel = data.step_file(step_id, SELECTION_FILE) if step_id else None
         edits = _edits([e for e in (sel or {}).get("edits") or [] if isinstance(e, dict)])
         gate = data.step_file(step_id, GATE_FILE) if step_id else None
-        outcome = row.outcome if row.outcome is not None else \
+        outcome = row.outcome if row.outcome is not None else "pruned" if pruned else \
             ACCEPTED if version.get("gated", True) else FORCED
         star = ' <span class="best">★ best</span>' if number == best else ""
         parts.append(
             f'<article class="version"><h3>{esc(new_name)} {badge(outcome)}{star}'
             f'<span class="muted"> from {esc(old_name)} at step {integer(version.get("step"))} '
-            f'({esc(step_id or "?")})</span></h3>'
+            f'({esc(step_id or ("pruning" if pruned else "?"))})</span></h3>'
             f'{change}{edits}{_slow_update(data, step_id) if step_id else ""}'
-            f'{_gate(gate, row)}</article>')
+            f'{note("Made by pruning at the end of the run: see Pruning.") if pruned else ""}'
+            f'{"" if pruned else _gate(gate, row)}{attribution_block(data, number)}</article>')
     if not parts:
         parts.append(note("No edit has been accepted: the skill is still v0000."))
     final = data.final_gate

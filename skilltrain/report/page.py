@@ -12,6 +12,7 @@ from pathlib import Path
 
 from skilltrain.files import atomic_write
 from skilltrain.report.data import RunData, load_run
+from skilltrain.report.evidence import prune_section, pruned_from, sealed_test
 from skilltrain.report.lineage import lineage_section, rejected_section
 from skilltrain.report.markup import (
     badge,
@@ -57,7 +58,8 @@ def _before_after(data: RunData) -> str:
          delta(sub(test.get("best"), test.get("initial")))],
     ]
     ba = table(["score", "initial", "best", "final", "Δ best − initial"], rows, "ba", "lrrrr")
-    return f'<section id="before-after"><h2>Before and after</h2>{ba}</section>'
+    return (f'<section id="before-after"><h2>Before and after</h2>{ba}{sealed_test(data)}'
+            "</section>")
 
 
 def _figures(data: RunData) -> str:
@@ -81,7 +83,8 @@ def _figures(data: RunData) -> str:
          (by_kind or "none") + (f" · {retried} retried" if retried else "") if infra else ""),
         ("skill size", f"{integer(tokens.get('initial'))} → {integer(tokens.get('best'))}",
          "tokens, initial → best" + (f" (v{s['best_version']:04d})"
-                                     if isinstance(s.get("best_version"), int) else "")),
+                                     if isinstance(s.get("best_version"), int) else "")
+         + pruned_from(data)),
         ("splits", " / ".join(integer(sizes.get(k)) for k in ("train", "val", "test")),
          "train / val / test items"),
     ]
@@ -161,7 +164,9 @@ def _appendix(data: RunData) -> str:
     parts = []
     best = data.best_skill_text()
     if best is not None:
-        parts.append(f'<details><summary>Best skill ({BEST_SKILL_FILE})</summary>'
+        shipped = data.reader.best_skill_path  # a package: best_skill/, shown by its SKILL.md
+        name = f"{shipped.name}/SKILL.md" if shipped.is_dir() else BEST_SKILL_FILE
+        parts.append(f'<details><summary>Best skill ({esc(name)})</summary>'
                      f'<pre>{esc(best)}</pre></details>')
     if data.config_text:
         parts.append(f'<details><summary>Run configuration ({CONFIG_FILE})</summary>'
@@ -222,14 +227,19 @@ details{margin:8px 0}summary{cursor:pointer;font-weight:600}
 def render_report(data: RunData) -> str:
     """The whole page as one string; no scripts, no external resources."""
     body = (_header(data) + _plots(data) + _costs(data) + _by_type(data) + lineage_section(data)
-            + rejected_section(data) + _steps_table(data) + _appendix(data))
+            + prune_section(data) + rejected_section(data) + _steps_table(data) + _appendix(data))
+    return html_page(data.root, body)
+
+
+def html_page(root: Path, body: str) -> str:
+    """The page around a body: stylesheet, the policy that forbids scripts and fetches."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
             "img-src data:; style-src 'unsafe-inline'\">"
-            f"<title>skilltrain report: {esc(data.root.name)}</title>"
+            f"<title>skilltrain report: {esc(root.name)}</title>"
             f"<style>{CSS}</style></head><body><main>{body}"
-            f'<p class="muted">Generated {esc(stamp)} from {esc(data.root)}.</p>'
+            f'<p class="muted">Generated {esc(stamp)} from {esc(root)}.</p>'
             "</main></body></html>\n")
 
 

@@ -4,14 +4,19 @@ optional fault-injecting mode.
 Run: python tests/e2e/scripted_server.py --port-file PORT_FILE [--log LOG.jsonl]
          [--faults 0.2 --fault-kinds 429,500,delay,truncated,empty --delay 2.0 --seed 1]
          [--latency 0.02] [--length-below 1024] [--follows-form]
-         [--auth-log AUTH.jsonl] [--echo-auth-every N]
+         [--auth-log AUTH.jsonl] [--echo-auth-every N] [--deaf-model NAME ...]
 Writes its port to PORT_FILE once listening; appends every request body to LOG; with --faults,
 answers that fraction of requests with a fault instead, and keeps the count of injected faults
 by kind in LOG.faults.json. With --length-below N, a request whose max_tokens is below N gets
 its reply cut in half with finish_reason "length", as a model stopped at its token limit
 (off by default). --auth-log appends each request's model and Authorization header; with
 --echo-auth-every N, every Nth request gets a 400 whose error text echoes that header back, as
-some endpoints do with a bad key.
+some endpoints do with a bad key. A --deaf-model (repeatable) answers as if it had no skill.
+With --rpm N [--rate-window S] it is a provider with a request limit (tests/scripted_limits.py):
+x-ratelimit-* headers on every reply, a 429 with retry-after past N per S seconds (default 60),
+and each arrival with its status appended to LOG.arrivals.jsonl.
+With --package the replies come from tests/scripted_package.py (a skill package's target and
+an optimizer whose edits name package files) instead.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripted import Script  # noqa: E402
+from scripted_limits import RequestBucket  # noqa: E402
 
 
 class Faults:
@@ -71,6 +77,8 @@ def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
         auth_log: Path | None = None
         echo_auth_every = 0
         posts = itertools.count(1)
+        bucket: RequestBucket | None = None
+        rate_headers: dict[str, str] = {}
 
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass
@@ -79,6 +87,8 @@ def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for name, value in self.rate_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -104,6 +114,13 @@ def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
             if self.echo_auth_every and next(self.posts) % self.echo_auth_every == 0:
                 self._send(400, {"error": {"message": f"invalid request; credentials: {auth}"}})
                 return
+            if self.bucket is not None:
+                status, self.rate_headers = self.bucket.take()
+                if status == 429:
+                    self._send(429, {"error": {"message": "rate limit reached for requests",
+                                               "type": "requests",
+                                               "code": "rate_limit_exceeded"}})
+                    return
             if latency:
                 time.sleep(latency)
             fault = faults.draw()
@@ -133,6 +150,14 @@ def make_handler(script: Script, log: Path | None, faults: Faults, delay: float,
     return Handler
 
 
+class Server(ThreadingHTTPServer):
+    """A listen backlog a provider would have: socketserver's default of 5 drops the SYNs of a
+    burst of new connections (256 at once from a client at concurrency 256), and each dropped
+    one is retried by TCP only after a second."""
+
+    request_queue_size = 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
@@ -147,15 +172,28 @@ def main() -> None:
     parser.add_argument("--follows-form", action="store_true")
     parser.add_argument("--auth-log")
     parser.add_argument("--echo-auth-every", type=int, default=0)
+    parser.add_argument("--deaf-model", action="append", default=[])
+    parser.add_argument("--rpm", type=int, default=0)
+    parser.add_argument("--rate-window", type=float, default=60.0)
+    parser.add_argument("--package", action="store_true",
+                        help="answer from tests/scripted_package.py (skill packages)")
     args = parser.parse_args()
-    script = Script(analyst_plan=args.plan.split(","), follows_form=args.follows_form)
+    script = Script(analyst_plan=args.plan.split(","), follows_form=args.follows_form,
+                    deaf_models=tuple(args.deaf_model))
+    if args.package:
+        from scripted_package import PackageScript
+
+        script = PackageScript(analyst_plan=args.plan.split(","))  # type: ignore[assignment]
     log = Path(args.log) if args.log else None
     stats = Path(args.log + ".faults.json") if args.log else None
     faults = Faults(args.faults, args.fault_kinds.split(","), args.seed, stats)
     handler = make_handler(script, log, faults, args.delay, args.latency, args.length_below)
     handler.auth_log = Path(args.auth_log) if args.auth_log else None
     handler.echo_auth_every = args.echo_auth_every
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if args.rpm:
+        handler.bucket = RequestBucket(args.rpm, args.rate_window,
+                                       Path(args.log + ".arrivals.jsonl") if args.log else None)
+    server = Server(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     tmp = Path(args.port_file + ".tmp")
     tmp.write_text(str(server.server_address[1]))
