@@ -144,6 +144,20 @@ def test_schema_tool_input_is_the_reply_text():
     assert done.tool_calls == [] and done.finish_reason == "stop"
 
 
+def test_a_forced_call_written_as_text_is_read_from_its_first_json_object():
+    # llama.cpp's /v1/messages with the 0.5B: the call as text, then junk up to the limit
+    sent = to_anthropic(structured(), "local:0.5b", Capabilities())
+    junk = '{"name": "Answer", "arguments": {"value": 5}}.0000001}0000001}00'
+    done = from_anthropic(message([{"type": "text", "text": junk}], stop="max_tokens"), sent)
+    assert json.loads(done.text) == {"value": 5}
+    bare = from_anthropic(message([{"type": "text", "text": 'ok: {"value": 7} done'}]), sent)
+    assert json.loads(bare.text) == {"value": 7}
+    other = from_anthropic(message([{"type": "text", "text": '{"name": "Answer"}'}]), sent)
+    assert other.text == '{"name": "Answer"}'  # no input in it: left for the client to refuse
+    prose = from_anthropic(message([{"type": "text", "text": "no JSON here"}]), sent)
+    assert prose.text == "no JSON here"  # left for the client's corrective retry
+
+
 def test_a_cut_structured_reply_reads_as_length_so_the_client_grows_the_limit():
     sent = to_anthropic(structured(), "claude-haiku-4-5", Capabilities())
     cut = from_anthropic(message([{"type": "tool_use", "id": "t", "name": "Answer",

@@ -332,3 +332,13 @@ def test_lint_json_and_budget_flags(tmp_path: Path) -> None:
                                      "rule": "file-tokens", "severity": "error",
                                      "message": report["findings"][0]["message"]}
     assert run_lint(str(root), "--max-tokens", "0").exit_code == 2  # a budget is at least 1
+
+
+def test_front_matter_yaml_reads_as_an_impossible_date_is_a_skill_error(tmp_path):
+    # `name: 2024-13-45` makes yaml raise ValueError, not YAMLError: once a traceback, exit 0
+    from skilltrain.skill import Skill, SkillError
+
+    path = tmp_path / "SKILL.md"
+    path.write_text("---\nname: 2024-13-45\n---\nAnswer briefly.\n")
+    with pytest.raises(SkillError, match="front matter is not valid YAML"):
+        Skill.from_file(path)

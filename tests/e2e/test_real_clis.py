@@ -37,6 +37,9 @@ VAL = [{"id": "v1", "input": "What is 3 plus 6?", "answer": "9"}]
 PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex"}
 
 
+CLI_MISSING = "agent CLI missing"  # tests/conftest.py lets this skip pass even in CI
+
+
 def cli_or_skip(name: str) -> str:
     try:
         import xllamacpp  # noqa: F401
@@ -50,9 +53,9 @@ def cli_or_skip(name: str) -> str:
     if found:
         return found
     if shutil.which("npm") is None:
-        pytest.skip(f"npm is not installed, so the {name} CLI cannot be")
-    pytest.skip(f"the {name} CLI is not installed: npm install --prefix {NPM_BIN.parents[1]} "
-                f"{PACKAGES[name]}")
+        pytest.skip(f"{CLI_MISSING}: npm is not installed, so the {name} CLI cannot be")
+    pytest.skip(f"{CLI_MISSING}: the {name} CLI is not installed: npm install --prefix "
+                f"{NPM_BIN.parents[1]} {PACKAGES[name]}")
 
 
 def write_run(tmp: Path, preset: str, optimizer_url: str, train: list[dict]) -> Path:
