@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from skilltrain.config import ModelConfig, TrainConfig, parse_config
@@ -14,6 +15,7 @@ from skilltrain.harness.chat import ChatHarness
 from skilltrain.models.base import ChatModel
 from skilltrain.models.client import CallSettings, RoleClient
 from skilltrain.models.meter import Meter
+from skilltrain.package import as_skill
 from skilltrain.records import Rollout
 from skilltrain.scoring import check_scorer, make_scorer
 from skilltrain.skill import Skill
@@ -75,10 +77,10 @@ async def target_evaluator(tasks: list[Task], *,
         yield Evaluator(harness or ChatHarness(), client, scoring, MemoryScores(), tasks), meter
 
 
-async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
+async def aevaluate(skill: Skill | str | Path, tasks: Iterable[Task | dict], *,
                     target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
                     harness: Any = None) -> dict:
-    skill = skill if isinstance(skill, Skill) else Skill(skill)
+    skill = as_skill(skill)
     task_list = tasks_from_objects(tasks)
     async with target_evaluator(task_list, target=target, scorer=scorer,
                                 harness=harness) as (evaluator, meter):
@@ -90,10 +92,13 @@ async def aevaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
     return result
 
 
-def evaluate(skill: Skill | str, tasks: Iterable[Task | dict], *,
+def evaluate(skill: Skill | str | Path, tasks: Iterable[Task | dict], *,
              target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
              harness: Any = None) -> dict:
     """Score one skill on tasks: mean, per-type breakdown, infrastructure failures, usage.
+
+    `skill` is a Skill, its text, or the path of a skill package folder or a .md file (a
+    one-line string naming one that exists; see package.as_skill).
 
     Raises NothingScored when no task could be scored, and EndpointDown when the target's
     endpoint cannot be reached, rather than returning a score of None."""

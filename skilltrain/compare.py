@@ -22,6 +22,7 @@ import asyncio
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from skilltrain.api import target_evaluator
@@ -29,6 +30,7 @@ from skilltrain.config import ModelConfig
 from skilltrain.data import Task, tasks_from_objects
 from skilltrain.evaluation import NothingScored
 from skilltrain.models.base import ChatModel
+from skilltrain.package import as_skill
 from skilltrain.records import Rollout
 from skilltrain.skill import Skill
 from skilltrain.stats import is_binary, mcnemar, paired_bootstrap, sign_test
@@ -129,7 +131,7 @@ class Comparison:
         head = {"B": "B is better than A", "A": "A is better than B",
                 None: "no significant difference"}[self.winner]
         line = (f"{head}: {self.diff:+.3f} ({self.mean_a:.3f} -> {self.mean_b:.3f}), "
-                f"p={format_p(self.p_value)}, 95% [{lo:+.3f}, {hi:+.3f}], n={self.n}")
+                f"{format_p(self.p_value)}, 95% [{lo:+.3f}, {hi:+.3f}], n={self.n}")
         if self.samples > 1:
             line += f" items x {self.samples} samples"
         if self.excluded_items or self.failed_pairs:
@@ -178,7 +180,8 @@ def _r(x: float | None) -> float | None:
 
 
 def format_p(p: float) -> str:
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    """`p=0.031`, or `p<0.001` below what three decimals show."""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 def group(name: str, items: Sequence[ItemPair], binary: bool) -> Group:
@@ -228,18 +231,15 @@ def analyse(items: list[ItemPair], *, samples: int, binary: bool, resamples: int
                       ci95=ci, alpha=alpha)
 
 
-def _skill(value: Skill | str) -> Skill:
-    return value if isinstance(value, Skill) else Skill(value)
-
-
-async def acompare(skill_a: Skill | str, skill_b: Skill | str, tasks: Iterable[Task | dict], *,
+async def acompare(skill_a: Skill | str | Path, skill_b: Skill | str | Path,
+                   tasks: Iterable[Task | dict], *,
                    target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
                    harness: Any = None, samples: int = 1, seed: int = 0,
                    resamples: int = 2000, alpha: float = ALPHA) -> Comparison:
     """`compare`, awaitable. Raises NothingScored when no item could be scored on both sides."""
     if samples < 1:
         raise ValueError("compare: samples must be at least 1")
-    a, b = _skill(skill_a), _skill(skill_b)
+    a, b = as_skill(skill_a), as_skill(skill_b)
     task_list = tasks_from_objects(tasks)
     if not task_list:
         raise ValueError("compare: no tasks")
@@ -258,12 +258,14 @@ async def acompare(skill_a: Skill | str, skill_b: Skill | str, tasks: Iterable[T
     return result
 
 
-def compare(skill_a: Skill | str, skill_b: Skill | str, tasks: Iterable[Task | dict], *,
+def compare(skill_a: Skill | str | Path, skill_b: Skill | str | Path,
+            tasks: Iterable[Task | dict], *,
             target: str | dict[str, Any] | ModelConfig | ChatModel, scorer: Any,
             harness: Any = None, samples: int = 1, seed: int = 0, resamples: int = 2000,
             alpha: float = ALPHA) -> Comparison:
     """Score two skills on the same tasks (`samples` samples each) and test the difference.
 
+    Each skill is a Skill, its text, or a package folder's or .md file's path (as `evaluate`).
     `seed` seeds the bootstrap (the same data always give the same interval); the target's own
     sampling seed is the target config's. Raises NothingScored when no item could be scored on
     both sides, EndpointDown when the target cannot be reached."""

@@ -291,3 +291,24 @@ def load_skill(path: str | Path, limits: PackageConfig | None = None) -> Skill:
     if Path(path).is_dir():
         return load_package(path, limits)
     return Skill.from_file(path)
+
+
+def as_skill(value: Skill | str | Path, limits: PackageConfig | None = None) -> Skill:
+    """The skill a Python caller passed (`evaluate`, `compare`): a Skill as it is; a Path, or a
+    one-line string naming an existing folder (a package) or .md file, loaded like the CLI's
+    `eval` loads it; any other string is the skill's text. Telling them apart this way keeps
+    `evaluate("Add the numbers.", ...)` working: text with a newline is never a path, and a
+    string that names nothing on disk (or cannot be a path at all: too long, a NUL) is text."""
+    if isinstance(value, Skill):
+        return value
+    if isinstance(value, Path):
+        return load_skill(value, limits)
+    if "\n" not in value and "\r" not in value and value.strip():
+        try:
+            path = Path(value).expanduser()
+            is_skill = path.is_dir() or (path.is_file() and path.suffix.lower() == ".md")
+        except (OSError, ValueError):  # a name too long for the system, a NUL byte
+            is_skill = False
+        if is_skill:
+            return load_skill(path, limits)
+    return Skill(value)

@@ -18,6 +18,7 @@ from skilltrain.api import target_evaluator
 from skilltrain.config import ModelConfig
 from skilltrain.data import Task, tasks_from_objects
 from skilltrain.models.base import ChatModel, InfrastructureFailure, ModelError
+from skilltrain.package import as_skill
 from skilltrain.skill import Skill
 from skilltrain.stats import mean_interval
 
@@ -75,7 +76,7 @@ async def aevaluate_targets(skill: Skill | str, tasks: Iterable[Task | dict],
                             targets: Sequence[Target], *, scorer: Any,
                             harnesses: Sequence[Any] | None = None) -> list[TargetScore]:
     """`evaluate_targets`, awaitable."""
-    start = skill if isinstance(skill, Skill) else Skill(skill)
+    start = as_skill(skill)  # a Skill, a package folder or .md path, or skill text
     task_list = tasks_from_objects(tasks)
     if harnesses is not None and len(harnesses) != len(targets):
         raise ValueError("evaluate_targets: one harness per target")

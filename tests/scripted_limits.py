@@ -1,7 +1,8 @@
-"""The scripted server's provider rate limit: a request bucket that refills continuously (as
-OpenAI describes its limits), OpenAI-style `x-ratelimit-*` headers on every reply, and a 429 with
-`retry-after` once the bucket is empty; every arrival is logged with its status, so a test can
-count what a client really sent in any window."""
+"""The scripted servers' provider rate limit: a request bucket that refills continuously (as
+OpenAI and Anthropic describe their limits), rate-limit headers on every reply (OpenAI's
+`x-ratelimit-*`, or Anthropic's `anthropic-ratelimit-*` with RFC 3339 reset times), and a 429
+with `retry-after` once the bucket is empty; every arrival is logged with its status, so a test
+can count what a client really sent in any window."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import math
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 
@@ -24,10 +26,11 @@ def go_duration(seconds: float) -> str:
 
 class RequestBucket:
     """`limit` requests per `window` seconds: holds up to `limit`, one back every
-    window / limit seconds. Rejected requests take nothing."""
+    window / limit seconds. Rejected requests take nothing. `style` is whose headers are sent:
+    "openai" or "anthropic" (which sends `retry-after` in seconds only)."""
 
-    def __init__(self, limit: int, window: float, arrivals: Path | None):
-        self.limit, self.window = limit, window
+    def __init__(self, limit: int, window: float, arrivals: Path | None, style: str = "openai"):
+        self.limit, self.window, self.style = limit, window, style
         self.level = float(limit)
         self.at = time.monotonic()
         self.arrivals = arrivals
@@ -43,13 +46,21 @@ class RequestBucket:
             ok = self.level >= 1
             if ok:
                 self.level -= 1
-            headers = {"x-ratelimit-limit-requests": str(self.limit),
-                       "x-ratelimit-remaining-requests": str(math.floor(self.level)),
-                       "x-ratelimit-reset-requests": go_duration((self.limit - self.level) / rate)}
+            full_in = (self.limit - self.level) / rate
+            if self.style == "anthropic":
+                full_at = datetime.now(timezone.utc) + timedelta(seconds=full_in)
+                headers = {"anthropic-ratelimit-requests-limit": str(self.limit),
+                           "anthropic-ratelimit-requests-remaining": str(math.floor(self.level)),
+                           "anthropic-ratelimit-requests-reset": full_at.isoformat()}
+            else:
+                headers = {"x-ratelimit-limit-requests": str(self.limit),
+                           "x-ratelimit-remaining-requests": str(math.floor(self.level)),
+                           "x-ratelimit-reset-requests": go_duration(full_in)}
             if not ok:
                 wait = (1 - self.level) / rate
                 headers["retry-after"] = str(math.ceil(wait))
-                headers["retry-after-ms"] = str(math.ceil(wait * 1000))
+                if self.style != "anthropic":
+                    headers["retry-after-ms"] = str(math.ceil(wait * 1000))
             if self.arrivals is not None:
                 with open(self.arrivals, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps({"t": now, "status": 200 if ok else 429}) + "\n")

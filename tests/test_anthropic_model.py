@@ -130,6 +130,32 @@ def test_429_without_retry_after_waits_for_the_exhausted_limits_reset(server):
     assert exc.kind == "rate_limit" and 25 < exc.retry_after <= 30
 
 
+def test_the_limiter_reads_anthropics_headers_and_a_429_pauses_the_role(server):
+    reset = (datetime.now(timezone.utc) + timedelta(seconds=20)).isoformat()
+    quota = {"anthropic-ratelimit-requests-limit": "50",
+             "anthropic-ratelimit-requests-remaining": "31",
+             "anthropic-ratelimit-requests-reset": reset}
+    done, model = call(server.url, concurrency=8)
+    assert model.limiter.quota["requests"].level is None  # no headers: nothing assumed
+    server.queue = [(200, quota, OK)]
+    done, model = call(server.url, concurrency=8)
+    seen = model.limiter.quota["requests"]
+    assert (seen.cap, seen.level) == (50, 31) and 15 < seen.until - time.monotonic() <= 20
+    assert model.limiter.stats.rate_limited == 0 and model.limiter.gate.in_flight == 0
+
+    async def refused():
+        m = AnthropicModel("claude-haiku-4-5", base_url=server.url, api_key="k", concurrency=8)
+        with pytest.raises(ModelError):
+            await m.complete(REQUEST)
+        await m.aclose()
+        return m
+    server.queue = [(429, {"retry-after": "7", **quota}, error("rate_limit_error", "slow"))]
+    model = asyncio.run(refused())
+    assert model.limiter.stats.rate_limited == 1 and model.limiter.gate.limit == 4
+    assert 6 < model.limiter.paused_until - time.monotonic() <= 7  # the whole role waits
+    assert model.limiter.gate.in_flight == 0  # released although the call failed
+
+
 @pytest.mark.parametrize("status, kind", [(529, "server_error"), (500, "server_error"),
                                           (503, "server_error"), (401, "fatal"),
                                           (403, "fatal"), (404, "fatal"), (413, "http_error"),
@@ -245,6 +271,18 @@ def test_open_model_reads_the_anthropic_environment(monkeypatch):
     name, url = open_one(ModelConfig(model="anthropic:claude-sonnet-4-5", thinking_budget=4096))
     assert name == "anthropic:claude-sonnet-4-5+thinking=4096"
     assert url.startswith("http://127.0.0.1:9")
+
+
+def test_open_model_gives_the_role_its_rpm_and_tpm(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-env")
+
+    async def go():
+        async with AsyncExitStack() as stack:
+            model = await open_model(ModelConfig(model="anthropic:claude-haiku-4-5", rpm=30,
+                                                 tpm=9000, concurrency=5), stack, "target")
+            return model.limiter
+    limiter = asyncio.run(go())
+    assert (limiter.limits.rpm, limiter.limits.tpm, limiter.gate.maximum) == (30, 9000, 5)
 
 
 def test_open_model_refuses_what_cannot_work(monkeypatch):

@@ -117,3 +117,10 @@ def test_nothing_scored_raises_instead_of_a_verdict():
         compare(A, B, tasks(5), target=model, scorer="exact")
     with pytest.raises(ValueError):
         compare(A, B, tasks(5), target=model, scorer="exact", samples=0)
+
+
+def test_p_values_print_as_an_equation_or_a_bound() -> None:
+    from skilltrain.compare import format_p
+
+    assert format_p(0.0312) == "p=0.031"
+    assert format_p(2 * 0.5**12) == "p<0.001"  # 12 discordant pairs, all one way

@@ -3,8 +3,9 @@
 Talking to Claude natively rather than through an OpenAI-compatible proxy is what buys prompt
 caching (the skill prefix is written once, then read at a fraction of the input price), an
 extended-thinking budget per role, and Anthropic's own rate-limit headers. The request and reply
-translation lives in anthropic_wire.py; this module is the HTTP side: deadlines, concurrency and
-the mapping of the SDK's errors onto ModelError kinds, like the OpenAI backend's.
+translation lives in anthropic_wire.py; this module is the HTTP side: deadlines, the mapping of
+the SDK's errors onto ModelError kinds, and the role's rate limiter (limits.py: rpm / tpm, the
+`anthropic-ratelimit-*` headers, the adaptive concurrency), all as for the OpenAI backend.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import anthropic
@@ -24,6 +26,7 @@ from skilltrain.models.anthropic_wire import (
     to_anthropic,
 )
 from skilltrain.models.base import Completion, ModelError
+from skilltrain.models.limits import RateLimiter, RateLimits, Refused, limited_call
 from skilltrain.models.openai_compat import (
     CONNECT_TIMEOUT_S,
     _chain,
@@ -43,6 +46,10 @@ class AnthropicModel:
     `name` is `anthropic:MODEL`, with `+thinking=N` when a thinking budget is set: the name is
     part of the response cache's key, and a reply given with thinking is not the reply to the
     same request without it. The price lookup ignores the suffix.
+
+    Calls go through `limiter` (limits.py) exactly as OpenAIModel's do: the role's rpm / tpm,
+    what the `anthropic-ratelimit-*` headers say is left, a 429's wait, and a concurrency that
+    starts at `concurrency` and halves on a 429.
     """
 
     def __init__(
@@ -55,6 +62,7 @@ class AnthropicModel:
         concurrency: int = 8,
         thinking_budget: int | None = None,
         extra_body: dict[str, Any] | None = None,
+        limits: RateLimits | None = None,
     ):
         self.model_id = model_id
         self.thinking_budget = thinking_budget
@@ -69,7 +77,7 @@ class AnthropicModel:
             base_url=api_root(base_url), api_key=api_key or "not-needed", max_retries=0,
             timeout=anthropic.Timeout(self.deadline_s, connect=self.connect_s))
         self.base_url = str(self._client.base_url)  # for messages: see breaker.endpoint_of
-        self._limit = asyncio.Semaphore(concurrency)
+        self.limiter = RateLimiter(limits, concurrency)  # rpm / tpm, headers, 429 back-off
         self._extra_body = dict(extra_body or {})
 
     async def complete(self, request: dict[str, Any]) -> Completion:
@@ -77,24 +85,34 @@ class AnthropicModel:
         extra = {**self._extra_body, **body.pop("extra_body", {})}
         sent = to_anthropic(body, self.model_id, self.caps, self.thinking_budget)
         extra = {**sent.extra, **extra}  # the user's extra_body last: it wins
-        async with self._limit:
-            try:
-                async with asyncio.timeout(self.deadline_s):
-                    resp = await self._client.messages.create(**sent.kwargs,
-                                                              extra_body=extra or None)
-            except (anthropic.APITimeoutError, TimeoutError) as exc:
-                raise ModelError("timeout", self._late(exc)) from None
-            except anthropic.APIConnectionError as exc:
-                raise ModelError("connection", _connection_reason(exc)) from None
-            except anthropic.RateLimitError as exc:
-                raise ModelError("rate_limit", _said(exc),
-                                 retry_after=rate_limit_wait(exc.response.headers)) from None
-            except anthropic.APIStatusError as exc:
-                raise self._status_error(exc, sent) from None
-            except (anthropic.APIResponseValidationError, json.JSONDecodeError,
-                    ValueError) as exc:  # a garbled body, e.g. from a proxy
-                raise ModelError("bad_response", f"unreadable response ({exc})") from None
-        return from_anthropic(resp.to_dict(), sent)
+        return await limited_call(self.limiter, body, partial(self._post, sent, extra),
+                                  lambda message: from_anthropic(message.to_dict(), sent))
+
+    async def _post(self, sent: Translated, extra: dict[str, Any]) -> tuple[Any, Any]:
+        """The reply (the SDK's Message) and its headers, read through `with_raw_response`
+        since the plain `create` hides the headers the limiter reads; a failure as a
+        ModelError, or as Refused (with the reply's headers) when a reply came back."""
+        headers = None
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                raw = await self._client.messages.with_raw_response.create(
+                    **sent.kwargs, extra_body=extra or None)
+                headers = raw.headers
+                return await raw.parse(), headers
+        except (anthropic.APITimeoutError, TimeoutError) as exc:
+            raise ModelError("timeout", self._late(exc)) from None
+        except anthropic.APIConnectionError as exc:
+            raise ModelError("connection", _connection_reason(exc)) from None
+        except anthropic.RateLimitError as exc:
+            headers = exc.response.headers
+            raise Refused(ModelError("rate_limit", _said(exc),
+                                     retry_after=rate_limit_wait(headers)), headers) from None
+        except anthropic.APIStatusError as exc:
+            raise Refused(self._status_error(exc, sent), exc.response.headers) from None
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError,
+                ValueError) as exc:  # a garbled body, e.g. from a proxy
+            raise Refused(ModelError("bad_response", f"unreadable response ({exc})"),
+                          headers) from None
 
     def _status_error(self, exc: anthropic.APIStatusError, sent: Translated) -> ModelError:
         code = exc.status_code

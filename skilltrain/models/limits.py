@@ -29,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from skilltrain.models.base import Completion, ModelError
 from skilltrain.models.concurrency import AdaptiveConcurrency
 from skilltrain.models.ratelimit_headers import QuotaReading, read_quotas
 
@@ -354,3 +355,40 @@ class RateLimiter:
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self.status())
+
+
+class Refused(Exception):
+    """An error reply (an HTTP error status, a body that is not the protocol's) raised by the
+    `send` of `limited_call` with the headers it came with: the limiter reads them (a 429's
+    quotas and its wait) before the ModelError it carries goes on to the retry loop."""
+
+    def __init__(self, error: ModelError, headers: Any = None):
+        super().__init__(str(error))
+        self.error, self.headers = error, headers
+
+
+async def limited_call(limiter: RateLimiter, request: dict[str, Any],
+                       send: Callable[[], Awaitable[tuple[Any, Any]]],
+                       read: Callable[[Any], Completion]) -> Completion:
+    """One call through `limiter`, the same way for every HTTP backend (OpenAI's, Anthropic's),
+    so none can forget a step: admitted before `send` (the reply and its headers, or Refused /
+    ModelError), released however it ends, and told what came back (a 429 with its wait, a
+    reply `read` cannot use as a failure, else the reply's real token usage)."""
+    ticket = await limiter.admit(request)
+    try:
+        reply, headers = await send()
+    except Refused as refused:
+        error = refused.error
+        limiter.observe(ticket, headers=refused.headers, retry_after=error.retry_after,
+                        outcome="rate_limited" if error.kind == "rate_limit" else "failed")
+        raise error from None
+    finally:
+        limiter.release(ticket)
+    try:
+        completion = read(reply)
+    except ModelError:
+        limiter.observe(ticket, headers=headers, outcome="failed")
+        raise
+    limiter.observe(ticket, headers=headers,
+                    tokens=completion.usage.prompt_tokens + completion.usage.completion_tokens)
+    return completion

@@ -7,12 +7,13 @@ import errno
 import importlib
 import math
 import socket
+from functools import partial
 from typing import Any
 
 import openai
 
 from skilltrain.models.base import Completion, ModelError
-from skilltrain.models.limits import RateLimiter, RateLimits, Ticket
+from skilltrain.models.limits import RateLimiter, RateLimits, Refused, limited_call
 from skilltrain.records import Usage
 
 # A TCP connect that takes longer than this is a dead host or network, not a slow model.
@@ -99,46 +100,33 @@ class OpenAIModel:
     async def complete(self, request: dict[str, Any]) -> Completion:
         body = dict(request)
         extra = {**self._extra_body, **body.pop("extra_body", {})}
-        ticket = await self.limiter.admit(body)
+        return await limited_call(self.limiter, body, partial(self._post, {**body, **extra}),
+                                  reply_completion)
+
+    async def _post(self, body: dict[str, Any]) -> tuple[Any, Any]:
+        """The reply's JSON and headers, sent on the least loaded client; a failure as a
+        ModelError, or as Refused (with the reply's headers) when a reply came back."""
         pool = min(range(len(self._load)), key=self._load.__getitem__)
         self._load[pool] += 1
         try:
-            data, headers = await self._post(self._clients[pool], {**body, **extra}, ticket)
-        finally:
-            self._load[pool] -= 1
-            self.limiter.release(ticket)
-        try:
-            completion = reply_completion(data)
-        except ModelError:
-            self.limiter.observe(ticket, headers=headers, outcome="failed")
-            raise
-        self.limiter.observe(ticket, headers=headers, tokens=completion.usage.prompt_tokens
-                             + completion.usage.completion_tokens)
-        return completion
-
-    async def _post(self, client: openai.AsyncOpenAI, body: dict[str, Any], ticket: Ticket
-                    ) -> tuple[Any, Any]:
-        """The reply's JSON and headers; a failure as a ModelError, told to the limiter."""
-        try:
             async with asyncio.timeout(self.deadline_s):
-                resp = await client.post("/chat/completions", cast_to=self._response_type,
-                                         body={**body, "model": self.name})
+                resp = await self._clients[pool].post(
+                    "/chat/completions", cast_to=self._response_type,
+                    body={**body, "model": self.name})
         except (openai.APITimeoutError, TimeoutError) as exc:
             raise ModelError("timeout", self._late(exc)) from None
         except openai.APIConnectionError as exc:
             raise ModelError("connection", _connection_reason(exc)) from None
         except openai.APIStatusError as exc:
             headers = exc.response.headers
-            limited = isinstance(exc, openai.RateLimitError)
-            wait = retry_after(headers)
-            self.limiter.observe(ticket, headers=headers, retry_after=wait,
-                                 outcome="rate_limited" if limited else "failed")
-            raise self._status_error(exc, wait) from None
+            raise Refused(self._status_error(exc, retry_after(headers)), headers) from None
+        finally:
+            self._load[pool] -= 1
         try:
             return resp.json(), resp.headers
         except ValueError as exc:  # a garbled body, e.g. from a proxy (JSONDecodeError too)
-            self.limiter.observe(ticket, headers=resp.headers, outcome="failed")
-            raise ModelError("bad_response", f"unreadable response ({exc})") from None
+            raise Refused(ModelError("bad_response", f"unreadable response ({exc})"),
+                          resp.headers) from None
 
     def _status_error(self, exc: openai.APIStatusError, wait: float | None) -> ModelError:
         code = exc.status_code

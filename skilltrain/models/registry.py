@@ -91,7 +91,8 @@ def _open_anthropic(cfg: ModelConfig, role: str, api_key: str | None) -> ChatMod
                           "and later answer it with HTTP 400 and think adaptively); remove it")
     return AnthropicModel(name, base_url=base_url, api_key=api_key, timeout=cfg.timeout,
                           concurrency=cfg.concurrency, thinking_budget=cfg.thinking_budget,
-                          extra_body=dict(cfg.extra_body))
+                          extra_body=dict(cfg.extra_body),
+                          limits=RateLimits(rpm=cfg.rpm, tpm=cfg.tpm))
 
 
 async def _local_server(name: str, stack: AsyncExitStack, servers: dict[str, object] | None

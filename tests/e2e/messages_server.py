@@ -2,7 +2,7 @@
 
 Run: python tests/e2e/messages_server.py --port-file PORT_FILE [--log LOG.jsonl]
          [--plan harmful,good] [--faults 429,529 --retry-after 1]
-         [--no-sampling MODEL,...] [--no-forcing MODEL,...]
+         [--no-sampling MODEL,...] [--no-forcing MODEL,...] [--rpm N --rate-window S]
 
 POST /v1/messages takes a real Messages API body, turns it into the OpenAI-shaped request
 `Script.respond` reads (system blocks -> a system message, content blocks -> text, a forced
@@ -18,6 +18,10 @@ temperature, a budget under 1,024 or not below max_tokens; `temperature` for the
 by --no-sampling, a forced tool choice for those named by --no-forcing. --faults lists the
 answers of the first requests (429 with `retry-after: N`, 529 overloaded, 500), then all
 succeed. Each logged line is {"t": arrival time, "headers": {...}, "body": {...}, "status"}.
+With --rpm N [--rate-window S] it is a provider with a request limit (tests/scripted_limits.py):
+`anthropic-ratelimit-requests-*` headers on every reply, a 429 `rate_limit_error` with
+retry-after past N per S seconds (default 60), and each arrival with its status appended to
+LOG.arrivals.jsonl.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripted import Script  # noqa: E402
+from scripted_limits import RequestBucket  # noqa: E402
 
 ASKED_TOOL = re.compile(r"`([A-Za-z0-9_-]{1,64})` tool")
 
@@ -137,7 +142,8 @@ class PromptCache:
 
 
 def make_handler(script: Script, log: Path | None, faults: list[str], retry_after: str,
-                 no_sampling: list[str], no_forcing: list[str]):
+                 no_sampling: list[str], no_forcing: list[str],
+                 bucket: RequestBucket | None = None):
     cache = PromptCache()
     posts = itertools.count()
     lock = threading.Lock()
@@ -177,6 +183,14 @@ def make_handler(script: Script, log: Path | None, faults: list[str], retry_afte
             if self.path.rstrip("/") != "/v1/messages":
                 self._error(404, "not_found_error", f"no route {self.path}")
                 return
+            limits: dict[str, str] = {}
+            if bucket is not None:
+                status, limits = bucket.take()
+                if status == 429:
+                    self._log(body, 429)
+                    self._error(429, "rate_limit_error", "Number of requests has exceeded "
+                                "your per-minute rate limit (scripted)", limits)
+                    return
             n = next(posts)
             fault = faults[n] if n < len(faults) else None
             if fault == "429":
@@ -212,7 +226,7 @@ def make_handler(script: Script, log: Path | None, faults: list[str], retry_afte
             self._send(200, {"id": f"msg_{n:06d}", "type": "message", "role": "assistant",
                              "model": body.get("model"), "content": content,
                              "stop_reason": stop, "stop_sequence": None,
-                             "usage": cache.usage(body, reply)})
+                             "usage": cache.usage(body, reply)}, limits)
 
     return Handler
 
@@ -226,14 +240,20 @@ def main() -> None:
     parser.add_argument("--retry-after", default="1")
     parser.add_argument("--no-sampling", default="")
     parser.add_argument("--no-forcing", default="")
+    parser.add_argument("--rpm", type=int, default=0)
+    parser.add_argument("--rate-window", type=float, default=60.0)
     args = parser.parse_args()
 
     def names(value: str) -> list[str]:
         return [v for v in value.split(",") if v]
 
+    bucket = RequestBucket(args.rpm, args.rate_window,
+                           Path(args.log + ".arrivals.jsonl") if args.log else None,
+                           style="anthropic") if args.rpm else None
     handler = make_handler(Script(analyst_plan=args.plan.split(",")),
                            Path(args.log) if args.log else None, names(args.faults),
-                           args.retry_after, names(args.no_sampling), names(args.no_forcing))
+                           args.retry_after, names(args.no_sampling), names(args.no_forcing),
+                           bucket)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     tmp = Path(args.port_file + ".tmp")
