@@ -13,6 +13,7 @@ from skilltrain.cli_errors import fail as _fail
 from skilltrain.cli_errors import user_errors as _user_errors
 from skilltrain.cli_evidence import compare_command
 from skilltrain.cli_skill import register as register_skill_commands
+from skilltrain.cli_sleep import register as register_sleep_commands
 from skilltrain.config import ConfigError, TrainConfig, load_config, merge_overrides
 from skilltrain.console import LiveProgress, Progress, print_summary
 from skilltrain.store import CONFIG_FILE
@@ -20,6 +21,7 @@ from skilltrain.store import CONFIG_FILE
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train an agent's skill document with a frozen model.")
 register_skill_commands(app)  # lint, init
+register_sleep_commands(app)  # sleep harvest
 
 
 def _flag(dotted: str) -> str:
@@ -87,7 +89,7 @@ def train(
     target: str | None = typer.Option(None, help="target model, e.g. openai:gpt-4o-mini"),
     optimizer: str | None = typer.Option(None, help="optimizer model"),
     scorer: str | None = typer.Option(None, help="exact, normalized, numeric, contains, "
-                                         "regex, f1, choice, or module:function"),
+                                         "regex, f1, choice, rules, or module:function"),
     epochs: int | None = typer.Option(None),
     batch_size: int | None = typer.Option(None),
     minibatch_size: int | None = typer.Option(None),
@@ -95,7 +97,8 @@ def train(
     lr_min: int | None = typer.Option(None),
     lr_schedule: str | None = typer.Option(None, help="constant, linear, cosine, autonomous"),
     gate: str | None = typer.Option(None, help="gate rule"),
-    harness: str | None = typer.Option(None, help="chat, agent or command"),
+    harness: str | None = typer.Option(None, help="chat, agent, command or environment "
+                                         "(see the `environment:` config section)"),
     agent_protocol: str | None = typer.Option(
         None, help="agent harness: tools (native tool calls), text (code blocks), or auto"),
     max_turns: int | None = typer.Option(None, help="agent harness: model calls per task"),

@@ -27,6 +27,7 @@ from skilltrain.config_sections import (
     BudgetConfig,
     CommandConfig,
     DataConfig,
+    EnvironmentConfig,
     ExecutorConfig,
     PackageConfig,
     PriceEntry,
@@ -207,12 +208,15 @@ class TrainConfig(Strict):
                                    "switches of a skill package (a skill folder)")
     scorer: str | dict[str, Any] | None = Field(
         default=None, description="exact, normalized, numeric, contains, regex, f1, choice, "
-        "module:function, or e.g. {name: numeric, tolerance: 0.01} (default: the suite's)")
-    harness: Literal["chat", "agent", "command"] = Field(
-        default="chat", description="chat (one reply), agent (runs code in a sandbox) or "
-        "command (an external agent CLI)")
+        "rules, squad, anls, officeqa, reward (environment harness), module:function, or "
+        "e.g. {name: numeric, tolerance: 0.01} or {name: rules, rules: [{contains: TEXT}, "
+        "{min_chars: 40}]} (default: the suite's)")
+    harness: Literal["chat", "agent", "command", "environment"] = Field(
+        default="chat", description="chat (one reply), agent (runs code in a sandbox), "
+        "command (an external agent CLI) or environment (an interactive environment)")
     agent: AgentConfig = Field(default_factory=AgentConfig)
     command: CommandConfig = Field(default_factory=CommandConfig)
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     target: ModelConfig = Field(default_factory=lambda: ModelConfig(
         model=DEFAULT_MODELS["target"], max_tokens=ROLE_MAX_TOKENS["target"]),
         description="the frozen model that does the tasks")

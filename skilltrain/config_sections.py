@@ -154,3 +154,23 @@ class ExecutorConfig(Strict):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return {"kind": data} if isinstance(data, str) else data
+
+
+class EnvironmentConfig(Strict):
+    """Options of the environment harness (`harness: environment`): the user's interactive
+    environment, played turn by turn (harness/environment.py). The shorthand
+    `environment: module:Class` sets `env` alone."""
+
+    env: str | None = Field(default=None, description="the environment class, module:Class, "
+                            "with reset(task) and step(action) -> (observation, reward, done)")
+    max_steps: int = Field(default=30, ge=1, description="actions per episode; past it the "
+                           "episode ends with its last reward")
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of "
+                                    "the class, one instance per rollout")
+    observation_chars: int = Field(default=3000, ge=200, description="an observation shown to "
+                                   "the target, middle clipped")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"env": data} if isinstance(data, str) else data

@@ -34,12 +34,15 @@ def estimate(cfg: TrainConfig, splits: Splits, skill: Skill, meter: Meter) -> di
     screened = candidates * min(batch, 30) if t.screen else 0
     rollouts = (n_val + steps * (batch + screened + n_val) + 3 * n_test
                 + boundaries * (2 * min(t.slow_update_samples, n_train) + n_val))
-    turns = {"chat": 1, "agent": cfg.agent.max_turns, "command": 0}[cfg.harness]
+    turns = {"chat": 1, "agent": cfg.agent.max_turns, "command": 0,
+             "environment": cfg.environment.max_steps}[cfg.harness]  # at most: done may end it
     target_calls = rollouts * turns
     reply_tokens = min(cfg.target.max_tokens, 100)
     # an agent's later turns re-send the earlier ones: on average half the history per call
-    history = (turns - 1) / 2 * (reply_tokens + cfg.agent.observation_chars / 4) \
-        if cfg.harness == "agent" else 0
+    observation_chars = (cfg.environment if cfg.harness == "environment"
+                         else cfg.agent).observation_chars
+    history = (turns - 1) / 2 * (reply_tokens + observation_chars / 4) \
+        if cfg.harness in ("agent", "environment") else 0
     optimizer_calls = steps * (analysts + merges + 1 + t.proposals) + boundaries * 2
     avg_input = sum(len(x.input) for x in splits.all()) / max(1, len(splits.all())) / 4
     skill_tokens = max(skill.tokens, 200)

@@ -127,3 +127,52 @@ def secret_values(config: RoleSettings, environ: Mapping[str, str]) -> set[str]:
             if sensitive and isinstance(value, str):
                 found.update({value, *value.split()})  # "Bearer KEY": the KEY alone too
     return {s for s in found if s and s != REDACTED}
+
+
+# Secrets in free text (an agent session: pasted keys, `export X=...`, a `.env` it read), by
+# shape, for text with no config to say which values are keys. Order matters: a private-key
+# block before anything inside it, specific key shapes before the generic `name=value` rule.
+_TEXT_SECRETS = (
+    re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----"
+               r"|\Z)", re.S),
+    re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{16,}"),
+    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"),
+    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    re.compile(r"\bxox[abeprs]-[A-Za-z0-9\-]{10,}"),
+    re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"),
+    re.compile(r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"),  # a JWT
+)
+_KEPT_NAME_SECRETS = (  # (kept prefix)(secret)(kept suffix): the name tells a reader what was there
+    re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=\-]{8,})()"),
+    re.compile(r"(?i)(\b([a-z0-9_.\-]*(?:pass|pwd|secret|token|key|auth|credential)[a-z0-9_]*)"
+               r"[\"']?\s*[:=]\s*)(\"[^\"\n]*\"|'[^'\n]*'|[^\s,;&\"']+)()"),
+    re.compile(r"(://[^/\s:@]+:)([^/\s@]+)(@)"),  # user:password@host
+)
+
+
+def scrub_text(text: str) -> tuple[str, int]:
+    """`text` with every secret-shaped piece replaced by the marker, and how many were; run
+    before anything derived from user text is stored or clipped (a clip could cut a key to a
+    piece no pattern knows). A `name=value` counts only under a credential-like name
+    (`sensitive_name`: `api_key=`, `password:`, not `max_tokens=`)."""
+    count = 0
+    for pattern in _TEXT_SECRETS:
+        text, n = pattern.subn(REDACTED, text)
+        count += n
+    for pattern in _KEPT_NAME_SECRETS:
+        count += sum(_is_secret(m) for m in pattern.finditer(text))
+        text = pattern.sub(_scrubbed, text)
+    return text, count
+
+
+def _is_secret(m: re.Match[str]) -> bool:
+    groups = m.groups()
+    value, name = groups[-2], groups[1] if len(groups) == 4 else ""
+    return REDACTED not in value and len(value.strip("\"'")) >= 4 and \
+        (not name or sensitive_name(name.split(".")[-1]))
+
+
+def _scrubbed(m: re.Match[str]) -> str:
+    groups = m.groups()
+    return groups[0] + REDACTED + groups[-1] if _is_secret(m) else m.group(0)

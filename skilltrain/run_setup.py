@@ -122,7 +122,7 @@ def build_harness(cfg: TrainConfig) -> Any:
     try:
         return make_harness(cfg.harness, max_tokens=cfg.target.max_tokens,
                             target_model=cfg.target.model, agent=cfg.agent,
-                            command=cfg.command)
+                            command=cfg.command, environment=cfg.environment)
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"{cfg.harness}: {exc}") from None
 

@@ -12,13 +12,15 @@ import json
 import re
 import string
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from skilltrain.bench_scorers import BENCH_SCORERS
 from skilltrain.data import Task
 from skilltrain.loading import load_callable
 from skilltrain.records import Rollout, Score
+from skilltrain.rules import RuleError, RuleJudge
 
 
 class ScorerError(ValueError):
@@ -245,6 +247,26 @@ def check_scorer(scorer: Scorer, task: Task) -> None:
                           "its reference as the answer") from None
 
 
+class Rules:
+    """Rule judges (rules.py) from the config's `rules` and each task's `rules` field: hard when
+    all pass, soft the fraction passing. A bad rule is a ScorerError naming it, in one line, so
+    the CLI exits 2 before (config rules) or at the first rollout of (task rules) a run."""
+
+    label = "rules"
+
+    def __init__(self, rules: Sequence[Any] = ()) -> None:
+        try:
+            self.judge = RuleJudge(rules)
+        except RuleError as exc:
+            raise ScorerError(f"scorer 'rules': {exc}") from None
+
+    def score(self, task: Task, rollout: Rollout) -> Score:
+        try:
+            return self.judge.score(task, rollout)
+        except RuleError as exc:
+            raise ScorerError(f"scorer 'rules': {exc}") from None
+
+
 BUILTIN: dict[str, type] = {
     "exact": Exact,
     "normalized": Normalized,
@@ -253,6 +275,8 @@ BUILTIN: dict[str, type] = {
     "regex": Regex,
     "f1": TokenF1,
     "choice": Choice,
+    "rules": Rules,
+    **BENCH_SCORERS,  # squad, anls, officeqa, reward (bench_scorers.py)
 }
 
 

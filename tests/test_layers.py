@@ -29,7 +29,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "gate.rule", "gate.sign_test", "gate.strict", "stats")),
     ("vocabulary", ("config_sections", "config", "config_doc", "data", "skill", "lint",
                     "package", "package_view")),
-    ("engines", ("scoring", "models", "models.base", "models.breaker", "models.cache",
+    ("engines", ("scoring", "bench_scorers", "rules", "models", "models.base",
+                 "models.breaker", "models.cache",
                  "models.client", "models.fake", "models.meter", "models.openai_compat",
                  "models.anthropic_model", "models.anthropic_wire", "models.prices",
                  "models.cli_formats", "models.limits", "models.concurrency",
@@ -39,7 +40,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "executor", "remote_rollout",  # where rollouts run (local / workers)
                  "harness.cli_endpoint",
                  "models.cli_model",  # runs the CLI through harness.sandbox
-                 "harness.package_check")),
+                 "harness.package_check", "harness.environment")),
+    # Reading agent sessions back (the harness's record formats) into redacted digests.
+    ("sleep", ("sleep", "sleep.transcripts", "sleep.digest", "sleep.harvest")),
     ("optim", ("optim", "optim.aggregate", "optim.appendix", "optim.checks", "optim.examples",
                "optim.form", "optim.memory", "optim.patch", "optim.prompts", "optim.reflect",
                "optim.rewrite", "optim.schedule", "optim.schemas", "optim.search",
@@ -58,7 +61,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("front", ("", "api", "cli", "cli_skill", "console", "report", "report.data",
                "report.lineage",
                "report.markup", "report.page", "report.plots", "report.evidence",
-               "cli_errors", "cli_evidence", "compare", "transfer", "seeds", "report.seeds")),
+               "cli_errors", "cli_evidence", "cli_sleep",
+               "compare", "transfer", "seeds", "report.seeds")),
 )
 
 # Imports allowed for now although they break the rules, as (importer, imported): each one is

@@ -101,10 +101,10 @@ def transcript(preset: str, home: Path, limit: int) -> dict[str, Any] | None:
             if not isinstance(record, dict):
                 continue
             if preset == "claude-code":
-                turns += _claude_turn(record)
+                turns += claude_turn(record)
                 _claude_usage(record, usage, counted)
             else:
-                turns += _codex_turn(record)
+                turns += codex_turn(record)
                 _codex_usage(record, usage)
     return {"role": "harness", "event": "transcript",
             "files": [str(p.relative_to(home)) for p in files], "usage": usage,
@@ -150,7 +150,7 @@ def _clip(value: str, limit: int) -> str:
     return f"{value[:half]} [... {len(value) - 2 * half} characters cut ...] {value[-half:]}"
 
 
-def _claude_turn(record: dict[str, Any]) -> list[dict[str, str]]:
+def claude_turn(record: dict[str, Any]) -> list[dict[str, str]]:
     """One line of a Claude Code session: a user or assistant message, its parts as text."""
     message = record.get("message")
     if record.get("type") not in ("user", "assistant") or not isinstance(message, dict):
@@ -175,7 +175,7 @@ def _claude_turn(record: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-def _codex_turn(record: dict[str, Any]) -> list[dict[str, str]]:
+def codex_turn(record: dict[str, Any]) -> list[dict[str, str]]:
     """One line of a Codex session (`response_item` lines): the user's and assistant's
     messages, tool calls and their output; its own instructions are left out."""
     item = record.get("payload")

@@ -16,7 +16,8 @@ With --rpm N [--rate-window S] it is a provider with a request limit (tests/scri
 x-ratelimit-* headers on every reply, a 429 with retry-after past N per S seconds (default 60),
 and each arrival with its status appended to LOG.arrivals.jsonl.
 With --package the replies come from tests/scripted_package.py (a skill package's target and
-an optimizer whose edits name package files) instead.
+an optimizer whose edits name package files) instead; with --game the target plays the counter
+game of tests/agents/counter_env.py (tests/scripted_game.py).
 """
 
 from __future__ import annotations
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--rate-window", type=float, default=60.0)
     parser.add_argument("--package", action="store_true",
                         help="answer from tests/scripted_package.py (skill packages)")
+    parser.add_argument("--game", action="store_true",
+                        help="the target plays tests/agents/counter_env.py (scripted_game.py)")
     args = parser.parse_args()
     script = Script(analyst_plan=args.plan.split(","), follows_form=args.follows_form,
                     deaf_models=tuple(args.deaf_model))
@@ -184,6 +187,10 @@ def main() -> None:
         from scripted_package import PackageScript
 
         script = PackageScript(analyst_plan=args.plan.split(","))  # type: ignore[assignment]
+    if args.game:
+        from scripted_game import GameScript
+
+        script = GameScript(analyst_plan=args.plan.split(","))
     log = Path(args.log) if args.log else None
     stats = Path(args.log + ".faults.json") if args.log else None
     faults = Faults(args.faults, args.fault_kinds.split(","), args.seed, stats)
