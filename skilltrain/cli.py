@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from skilltrain.cli_errors import fail as _fail
+from skilltrain.cli_errors import set_overrides as _set_overrides
 from skilltrain.cli_errors import user_errors as _user_errors
 from skilltrain.cli_evidence import compare_command
 from skilltrain.cli_skill import register as register_skill_commands
@@ -84,12 +85,19 @@ def train(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML run config"),
     data: str | None = typer.Option(None, help="tasks file (.jsonl, .json, .csv)"),
     suite: str | None = typer.Option(None, help="a built-in suite instead of --data"),
+    benchmark: str | None = typer.Option(None, help="a paper benchmark (searchqa, livemath, "
+                                         "...) read from --data-dir"),
+    data_dir: str | None = typer.Option(None, help="--benchmark: the folder with its split "
+                                        "manifest and payload"),
+    preset: str | None = typer.Option(None, help="paper: the paper's training defaults for "
+                                      "--benchmark (flags still override them)"),
     skill: str | None = typer.Option(None, help="starting skill: a Markdown file or a package "
                                      "folder (SKILL.md, references/, scripts/ ...)"),
     target: str | None = typer.Option(None, help="target model, e.g. openai:gpt-4o-mini"),
     optimizer: str | None = typer.Option(None, help="optimizer model"),
     scorer: str | None = typer.Option(None, help="exact, normalized, numeric, contains, "
-                                         "regex, f1, choice, rules, or module:function"),
+                                         "regex, f1, choice, rules, module:function, or "
+                                         "judge:MODEL (tasks' own `rubric` fields)"),
     epochs: int | None = typer.Option(None),
     batch_size: int | None = typer.Option(None),
     minibatch_size: int | None = typer.Option(None),
@@ -138,6 +146,7 @@ def train(
     """Train a skill. Flags override the config file."""
     overrides = {
         "data.path": data, "suite": suite, "skill": skill, "target.model": target,
+        "benchmark.name": benchmark, "benchmark.data_dir": data_dir,
         "optimizer.model": optimizer, "scorer": scorer, "train.epochs": epochs,
         "train.batch_size": batch_size, "train.minibatch_size": minibatch_size, "train.lr": lr,
         "train.lr_min": lr_min, "train.lr_schedule": lr_schedule, "gate.rule": gate,
@@ -150,6 +159,10 @@ def train(
         "train.prune": prune, "executor.kind": executor, "executor.address": ray_address,
     }
     try:
+        if preset is not None:
+            from skilltrain.benchmarks.registry import preset_overrides
+
+            overrides = preset_overrides(preset, benchmark, overrides)
         cfg = _build_config(config, overrides)
         if seeds is not None:
             from skilltrain.cli_evidence import train_seeds_command
@@ -201,6 +214,8 @@ def eval_(
     skill: str = typer.Option(..., help="skill file or package folder"),
     data: str | None = typer.Option(None, help="tasks file"),
     suite: str | None = typer.Option(None, help="a built-in suite (its test split)"),
+    benchmark: str | None = typer.Option(None, help="a paper benchmark (its test split)"),
+    data_dir: str | None = typer.Option(None, help="--benchmark: its data folder"),
     target: list[str] = typer.Option(["local:0.5b"], help="target model; repeat it to score "
                                      "the skill on each in one table, with 95% intervals"),
     scorer: str | None = typer.Option(None),
@@ -217,7 +232,13 @@ def eval_(
     from skilltrain.package import load_skill
 
     try:
-        tasks, scorer_spec = eval_inputs(data, suite, scorer, harness, "eval")
+        if benchmark:
+            from skilltrain.benchmarks.registry import benchmark_test
+
+            tasks, scorer_spec = benchmark_test(benchmark, data_dir)
+            scorer_spec = scorer or scorer_spec
+        else:
+            tasks, scorer_spec = eval_inputs(data, suite, scorer, harness, "eval")
         if len(target) > 1:
             eval_targets(load_skill(skill), skill, tasks, target, scorer_spec, harness,
                          max_turns, timeout, as_json)
@@ -235,22 +256,6 @@ def eval_(
                f"({result['infra_failures']} infrastructure failures)")
     for kind, value in result["by_type"].items():
         typer.echo(f"  {kind}: {value}")
-
-
-def _set_overrides(sets: list[str]) -> dict[str, Any]:
-    """`--set KEY=VALUE` as dotted overrides; VALUE is YAML, so numbers and lists keep types."""
-    import yaml
-
-    overrides: dict[str, Any] = {}
-    for spec in sets:
-        key, eq, value = (part.strip() for part in spec.partition("="))
-        try:
-            overrides[key] = yaml.safe_load(value) if eq and key else None
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {spec!r}: VALUE is not valid YAML") from None
-        if overrides[key] is None:  # merge_overrides reads None as "not given"
-            raise ConfigError(f"--set {spec!r}: expected KEY=VALUE, VALUE not null")
-    return overrides
 
 
 @app.command("config")
@@ -291,6 +296,15 @@ def suites() -> None:
     for s in list_suites():
         extra = f"  (needs skilltrain[{s.needs}])" if s.needs else ""
         typer.echo(f"{s.name:16} {s.description}{extra}")
+
+
+@app.command()
+def benchmarks() -> None:
+    """List the paper benchmarks (--benchmark NAME --data-dir DIR) and the files each needs."""
+    from skilltrain.benchmarks import builtin_benchmarks
+
+    for b in builtin_benchmarks().values():
+        typer.echo(f"{b.name:17} {b.harness:12} {b.payload}; from {b.source}")
 
 
 @app.command()

@@ -7,7 +7,7 @@ way without importing cli.py, which imports them.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -49,3 +49,19 @@ def fail(exc: BaseException) -> NoReturn:
     Console(stderr=True, highlight=False).print(f"[red]error:[/] {escape(text)}",
                                                 markup=True, soft_wrap=True)
     raise typer.Exit(1 if isinstance(exc, InfrastructureFailure) else 2)
+
+
+def set_overrides(sets: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` as dotted overrides; VALUE is YAML, so numbers and lists keep types."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for spec in sets:
+        key, eq, value = (part.strip() for part in spec.partition("="))
+        try:
+            overrides[key] = yaml.safe_load(value) if eq and key else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {spec!r}: VALUE is not valid YAML") from None
+        if overrides[key] is None:  # merge_overrides reads None as "not given"
+            raise ConfigError(f"--set {spec!r}: expected KEY=VALUE, VALUE not null")
+    return overrides

@@ -24,6 +24,7 @@ from pydantic import (
 
 from skilltrain.config_sections import (
     AgentConfig,
+    BenchmarkConfig,
     BudgetConfig,
     CommandConfig,
     DataConfig,
@@ -195,13 +196,15 @@ class GateConfig(Strict):
 DEFAULT_MODELS = {"target": "local:0.5b", "optimizer": "local:1.5b"}
 # Reply limits that fit what each role writes: a target's answer is short, while the
 # optimizer's JSON (analyses with edits, merges, rewrites) was measured cut at 512.
-ROLE_MAX_TOKENS = {"target": 512, "optimizer": 2048}
+ROLE_MAX_TOKENS = {"target": 512, "optimizer": 2048, "judge": 1024}
 
 
 class TrainConfig(Strict):
     data: DataConfig = Field(default_factory=DataConfig, description="the tasks")
     suite: str | None = Field(default=None, description="a built-in suite (tasks, starting "
                               "skill, scorer) instead of data")
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig, description="a paper "
+                                       "benchmark from a data folder, instead of data")
     skill: str | None = Field(default=None, description="starting skill: a Markdown file, or "
                               "a package folder with SKILL.md (default: the suite's, else empty)")
     package: PackageConfig = Field(default_factory=PackageConfig, description="budgets and "
@@ -210,7 +213,8 @@ class TrainConfig(Strict):
         default=None, description="exact, normalized, numeric, contains, regex, f1, choice, "
         "rules, squad, anls, officeqa, reward (environment harness), module:function, or "
         "e.g. {name: numeric, tolerance: 0.01} or {name: rules, rules: [{contains: TEXT}, "
-        "{min_chars: 40}]} (default: the suite's)")
+        "{min_chars: 40}]} or {name: judge, model: M, rubric: [...]} (judge.py; default: the "
+        "suite's)")
     harness: Literal["chat", "agent", "command", "environment"] = Field(
         default="chat", description="chat (one reply), agent (runs code in a sandbox), "
         "command (an external agent CLI) or environment (an interactive environment)")
@@ -223,6 +227,8 @@ class TrainConfig(Strict):
     optimizer: ModelConfig = Field(default_factory=lambda: ModelConfig(
         model=DEFAULT_MODELS["optimizer"], max_tokens=ROLE_MAX_TOKENS["optimizer"]),
         description="the model that reads rollouts and proposes edits")
+    judge: ModelConfig | None = Field(default=None, description="the model of scorer judge "
+                                      "(unset: the optimizer's section; judge.py)")
     train: TrainingConfig = Field(default_factory=TrainingConfig,
                                   description="the optimization loop: steps, edits, candidates")
     gate: GateConfig = Field(default_factory=GateConfig,
@@ -250,13 +256,14 @@ class TrainConfig(Strict):
                     data = {**data, role: {**section, "model": model}}
         return data
 
-    @field_validator("target", "optimizer")
+    @field_validator("target", "optimizer", "judge")
     @classmethod
-    def _role_max_tokens(cls, value: ModelConfig, info: ValidationInfo) -> ModelConfig:
+    def _role_max_tokens(cls, value: ModelConfig | None, info: ValidationInfo
+                         ) -> ModelConfig | None:
         """An unset max_tokens gets the role's default, so a YAML `optimizer:` section without
         it does not inherit the target's short limit; a copy, so a ModelConfig the caller
         passes (perhaps to both roles) is left as it was."""
-        if value.max_tokens is None and info.field_name is not None:
+        if value is not None and value.max_tokens is None and info.field_name is not None:
             return value.model_copy(update={"max_tokens": ROLE_MAX_TOKENS[info.field_name]})
         return value
 
@@ -266,6 +273,8 @@ class TrainConfig(Strict):
         data = self.model_dump(mode="json")
         for role in ROLES:
             section = data[role]
+            if section is None:  # an unset judge: the optimizer's section
+                continue
             if section.get("api_key"):
                 section["api_key"] = REDACTED
             if section.get("base_url"):
@@ -331,8 +340,8 @@ def merge_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
                 node[key] = {}
             node = node[key]
         node[leaf] = value
-    for role in ("target", "optimizer"):
-        key = data[role].get("api_key")
+    for role in ROLES:
+        key = (data[role] or {}).get("api_key")
         if isinstance(key, SecretStr):
             data[role]["api_key"] = key.get_secret_value()
     return parse_config(data, source)
@@ -342,7 +351,10 @@ def use_key_env(config: TrainConfig, role: str, var: str) -> TrainConfig:
     """How a resume gets back a key config.yaml keeps redacted: `role` reads env var `var`."""
     if role not in ROLES or not var:
         raise ConfigError(f"--api-key-env {role}={var}: expected [ROLE=]VAR, ROLE target or "
-                          "optimizer, VAR an environment variable name")
+                          "optimizer or judge, VAR an environment variable name")
+    if getattr(config, role) is None:  # an unset judge section: the optimizer's is used
+        raise ConfigError(f"--api-key-env {role}={var}: this run's judge uses the optimizer's "
+                          f"section; give --api-key-env optimizer={var}")
     section = getattr(config, role).model_copy(update={"api_key": None, "api_key_env": var})
     return config.model_copy(update={role: section})
 

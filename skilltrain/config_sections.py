@@ -174,3 +174,19 @@ class EnvironmentConfig(Strict):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         return {"env": data} if isinstance(data, str) else data
+
+
+class BenchmarkConfig(Strict):
+    """A paper benchmark read from a data folder the user brings (skilltrain/benchmarks/): its
+    split manifest names the items, its payload holds them; it gives tasks, starting skill,
+    scorer and harness like a suite. The shorthand `benchmark: NAME` sets `name` alone."""
+
+    name: str | None = Field(default=None, description="searchqa, livemath, ... (`skilltrain "
+                             "benchmarks` lists them)")
+    data_dir: str | None = Field(default=None, description="the folder with the paper's split "
+                                 "manifest and the benchmark's payload")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data

@@ -39,7 +39,7 @@ class Progress:
         kind = event["event"]
         line = self._line(kind, _literal(event))
         if line and (not self.quiet or kind in ("start", "estimate", "baseline", "step_end", "end",
-                                                "budget_stop")):
+                                                "budget_stop", "calibration")):
             self.console.print(line)
 
     def _line(self, kind: str, e: dict) -> str | None:
@@ -51,6 +51,8 @@ class Progress:
             return (f"estimate (upper bound): {e['steps']} steps, {e['target']['calls']:,} target "
                     f"+ {e['optimizer']['calls']:,} optimizer calls, ~{e['tokens']:,} tokens, "
                     f"~${e['cost_usd']:.2f}")
+        if kind == "calibration":  # the judge against the user's labels, before the run
+            return e["line"]  # escaped by _literal
         if kind == "baseline":
             return f"initial skill: validation score {_fmt(e['val'])} on {e['n']} items"
         if kind == "resume":

@@ -17,7 +17,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-ROLES = ("target", "optimizer")
+ROLES = ("target", "optimizer", "judge")  # judge: None when it is the optimizer's
 REDACTED = "***redacted***"
 _SECRET_WORDS = frozenset({"auth", "authorization", "authentication", "password", "passwd", "pwd",
                            "secret", "secrets", "credential", "credentials", "signature", "sig",
@@ -39,12 +39,15 @@ class RoleKeys(Protocol):
 
 
 class RoleSettings(Protocol):
-    """A run's settings (config.TrainConfig) as far as credentials go: its two roles."""
+    """A run's settings (config.TrainConfig) as far as credentials go: its roles (an unset
+    judge section is None: the judge then uses the optimizer's)."""
 
     @property
     def target(self) -> RoleKeys: ...
     @property
     def optimizer(self) -> RoleKeys: ...
+    @property
+    def judge(self) -> RoleKeys | None: ...
 
 
 def sensitive_name(name: str) -> bool:
@@ -99,7 +102,9 @@ def missing_secrets(config: RoleSettings, roles: tuple[str, ...] = ROLES) -> lis
     config.yaml): a run refuses to start with any, rather than send the marker as a key."""
     out = []
     for role in roles:
-        mcfg: RoleKeys = getattr(config, role)
+        mcfg: RoleKeys | None = getattr(config, role, None)
+        if mcfg is None:
+            continue
         if mcfg.api_key is not None and mcfg.api_key.get_secret_value() == REDACTED \
                 and not mcfg.api_key_env:
             out.append(f"{role}.api_key")
@@ -117,10 +122,12 @@ def secret_values(config: RoleSettings, environ: Mapping[str, str]) -> set[str]:
     scrubbed."""
     found = {environ.get("OPENAI_API_KEY") or "", environ.get("ANTHROPIC_API_KEY") or ""}
     for url in (environ.get("OPENAI_BASE_URL"), environ.get("ANTHROPIC_BASE_URL"),
-                *(getattr(config, r).base_url for r in ROLES)):
+                *(getattr(getattr(config, r, None), "base_url", None) for r in ROLES)):
         found.update(_url_secrets(url or ""))
     for role in ROLES:
-        mcfg: RoleKeys = getattr(config, role)
+        mcfg: RoleKeys | None = getattr(config, role, None)
+        if mcfg is None:
+            continue
         found.add(mcfg.api_key.get_secret_value() if mcfg.api_key else "")
         found.add(environ.get(mcfg.api_key_env or "") or "")
         for _, value, sensitive in _leaves(mcfg.extra_body, ""):

@@ -34,6 +34,7 @@ from skilltrain.estimate import estimate
 from skilltrain.evaluation import Evaluator
 from skilltrain.gate import DEFAULT_GATE, make_gate
 from skilltrain.harness import make_harness
+from skilltrain.judge import build_scorer, judge_section
 from skilltrain.models.base import ChatModel, Completion, ModelError
 from skilltrain.models.cache import ResponseCache
 from skilltrain.models.client import CallSettings, RoleClient
@@ -43,7 +44,6 @@ from skilltrain.package import SkillPackage, load_skill
 from skilltrain.redaction import missing_secrets, secret_values
 from skilltrain.run import RunContext
 from skilltrain.run_state import RunState
-from skilltrain.scoring import make_scorer
 from skilltrain.skill import Skill, SkillError
 from skilltrain.store import CONFIG_FILE, STATE_FILE, RunStore, Scrubber
 
@@ -55,6 +55,7 @@ class RunParts:
 
     target: Any = None
     optimizer: Any = None
+    judge: Any = None  # the judge scorer's model (a ChatModel), when the scorer is a judge
     scorer: Any = None
     harness: Any = None
     gate: Any = None
@@ -68,6 +69,8 @@ def resolve_inputs(cfg: TrainConfig, parts: RunParts, tasks: Iterable[Task | dic
         from skilltrain.suites import get_suite
 
         suite = get_suite(cfg.suite)
+    elif cfg.benchmark.name:
+        suite = benchmark_suite(cfg)
     fields = cfg.data.fields
     if tasks is not None:
         splits = split_tasks(tasks_from_objects(tasks, fields), cfg.data.split, cfg.data.seed)
@@ -109,26 +112,38 @@ def resolve_inputs(cfg: TrainConfig, parts: RunParts, tasks: Iterable[Task | dic
     if scorer_spec is None:
         raise ConfigError("scorer: not set; give a scorer name (e.g. exact, numeric) or "
                           "'module:function'")
-    if isinstance(scorer_spec, dict):
-        options = dict(scorer_spec)
-        scorer = make_scorer(options.pop("name"), **options)
-    else:
-        scorer = make_scorer(scorer_spec)
+    scorer = build_scorer(scorer_spec)
+    if hasattr(scorer, "check_tasks"):  # a judge: every task has a rubric, before any call
+        scorer.check_tasks(splits.all())
     return splits, start, scorer
+
+
+def benchmark_suite(cfg: TrainConfig) -> Any:
+    """The configured paper benchmark over its data folder, as a Suite (benchmarks/base.py)."""
+    from skilltrain.benchmarks import get_benchmark
+
+    bench = get_benchmark(cfg.benchmark.name)
+    return bench.as_suite(bench.data_dir(cfg.benchmark.data_dir))
 
 
 def build_harness(cfg: TrainConfig) -> Any:
     """The configured harness; unusable options become a ConfigError naming the section."""
+    environment = cfg.environment
+    if cfg.harness == "environment" and not environment.env and cfg.benchmark.name:
+        from skilltrain.benchmarks import get_benchmark  # a benchmark brings its environment
+
+        bench_env = get_benchmark(cfg.benchmark.name).environment
+        environment = environment.model_copy(update={"env": bench_env})
     try:
         return make_harness(cfg.harness, max_tokens=cfg.target.max_tokens,
                             target_model=cfg.target.model, agent=cfg.agent,
-                            command=cfg.command, environment=cfg.environment)
+                            command=cfg.command, environment=environment)
     except (ValueError, ImportError) as exc:
         raise ConfigError(f"{cfg.harness}: {exc}") from None
 
 
 def default_out(cfg: TrainConfig) -> Path:
-    name = cfg.suite or "run"
+    name = cfg.suite or cfg.benchmark.name or "run"
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -211,6 +226,7 @@ async def open_run(cfg: TrainConfig, parts: RunParts, tasks: Iterable[Task | dic
     root = Path(cfg.out) if cfg.out else default_out(cfg)
     changed = changed_settings(cfg, root)
     check_credentials(cfg, tuple(r for r in ROLES if getattr(parts, r) is None
+                                 and getattr(cfg, r) is not None
                                  and not getattr(cfg, r).model.startswith("local:")), root)
     splits, start, scorer = resolve_inputs(cfg, parts, tasks, skill)
     fresh = not root.exists()
@@ -253,7 +269,8 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
         stack.callback(store.close)
 
         async def client(role: str, given: Any) -> RoleClient:
-            mcfg = getattr(cfg, role)
+            mcfg = judge_section(cfg.judge, cfg.optimizer, scorer) if role == "judge" \
+                else getattr(cfg, role)
             if given is None:
                 from skilltrain.models.registry import open_model
 
@@ -273,6 +290,12 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
             executor = await stack.enter_async_context(open_ray_executor(
                 cfg.executor, harness, target, target_cfg=cfg.target, given=parts.target))
         optimizer = await client("optimizer", parts.optimizer)
+        judge = None
+        if getattr(scorer, "needs_client", False) and getattr(scorer, "client", None) is None:
+            same = cfg.judge is None and not getattr(scorer, "model", None)  # the optimizer's
+            judge = await client("judge", parts.judge if parts.judge is not None
+                                 else parts.optimizer if same else None)
+            scorer = scorer.with_client(judge)
         evaluator = Evaluator(harness, target, scorer, store.scores, splits.all(),
                               metric=cfg.gate.metric, soft_weight=cfg.gate.soft_weight,
                               executor=executor)
@@ -286,7 +309,7 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
                                             RejectedBuffer(capacity=cfg.train.rejected_buffer),
                                             list(cfg.train.edit_ops)),
                          callbacks=callbacks, adapt_enabled=cfg.train.adapt)
-        for role_client in (target, optimizer):  # the live progress shows a throttled role
+        for role_client in (target, optimizer, *([judge] if judge else [])):  # live progress
             if role_client.limiter is not None:
                 role_client.limiter.on_change = partial(run.throttle, role_client.role)
         if state is not None:
@@ -304,6 +327,10 @@ async def _run_context(cfg: TrainConfig, parts: RunParts, store: RunStore, state
             if cuts and cfg.harness == "chat":  # what the target will not read, said up front
                 run.emit("warning", message=f"package view over package.shown_chars: {cuts}")
             store.write_best(start)
+            if judge is not None and scorer.calibration:  # user-labelled items, before the run
+                calibration = await scorer.calibrate()
+                run.emit("calibration", line=calibration.line(),
+                         **dataclasses.asdict(calibration))
             evaluator.on_progress = run.tick
             baseline = await evaluator.mean(start, splits.val)  # cached for the gate
             run.emit("baseline", val=baseline["score"], n=baseline["n"])

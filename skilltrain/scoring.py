@@ -294,6 +294,9 @@ def make_scorer(spec: str | Callable[..., Any] | Scorer, **options: Any) -> Scor
                 fields = ", ".join(inspect.signature(BUILTIN[spec]).parameters) or "none"
                 raise ScorerError(f"scorer {spec!r}: unknown option(s) {sorted(options)}; "
                                   f"accepted: {fields}") from None
+        if spec == "judge" or spec.startswith("judge:"):  # judge.py: it needs a model client
+            raise ScorerError(f"scorer {spec!r}: a judge scores inside `skilltrain train` "
+                              "(its model is a run's `judge` role); not here")
         if spec.startswith("python:"):
             spec = spec[len("python:"):]
         if ":" in spec:

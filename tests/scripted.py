@@ -25,6 +25,22 @@ def make_tasks(n: int = 24) -> list[dict]:
 
 
 FORM_HEADING = "## Answer format"
+# A judge's rubric, with markers that must never reach an optimizer prompt (judge.py hides it).
+BARE_CRITERION = "The reply is a bare integer matching ^[0-9]+$ (rubric-secret-7731)"
+POLITE_CRITERION = "The reply contains no insult (rubric-secret-2214)"
+JUDGE_FEEDBACK = "The reply wraps the number in a sentence; give the number alone."
+
+
+def judge_reply(prompt: str) -> str:
+    """The scripted judge: the bare-integer criterion is met by a bare number, any other
+    criterion always; an unmet reason quotes its criterion (the worst case for hiding it)."""
+    answer = prompt.split("<<<REPLY\n", 1)[-1].split("\nREPLY>>>", 1)[0].strip()
+    criteria = re.findall(r"^\d+\. (.*)$", prompt.split("## Rubric", 1)[-1], re.M)
+    bare = re.fullmatch(r"\d+", answer) is not None
+    verdicts = [{"met": bare or "bare integer" not in c,
+                 "reason": "bare number" if bare or "bare integer" not in c else f"fails {c}"}
+                for c in criteria]
+    return json.dumps({"criteria": verdicts, "feedback": "" if bare else JUDGE_FEEDBACK})
 
 
 def target_answer(system: str, question: str, follows_form: bool = False) -> str:
@@ -60,6 +76,8 @@ class Script:
             fmt = (request.get("response_format") or {}).get("json_schema") or {}
             name = fmt.get("name")
             prompt = request["messages"][-1]["content"]
+            if isinstance(prompt, list):  # content parts (text and images): read the text
+                prompt = " ".join(str(p.get("text", "")) for p in prompt if isinstance(p, dict))
             if name is None:
                 system = next((m["content"] for m in request["messages"]
                                if m["role"] == "system"), "")
@@ -95,4 +113,6 @@ class Script:
                 return json.dumps({"notes": META_NOTES})
             if name == "RankReply":
                 return json.dumps({"reasoning": "first is best", "chosen": [1]})
+            if name == "JudgeReply":
+                return judge_reply(prompt)
             return json.dumps({"error": f"unscripted schema {name}"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
@@ -14,13 +13,10 @@ import pytest
 
 openpyxl = pytest.importorskip("openpyxl")
 
-from agents.tool_server import ToolServer, call, reply, tool_messages  # noqa: E402
+from agents.tool_server import solve_once  # noqa: E402
 
 from skilltrain.data import Task  # noqa: E402
-from skilltrain.harness.agent import AgentHarness, attach_files  # noqa: E402
-from skilltrain.models.client import CallSettings, RoleClient  # noqa: E402
-from skilltrain.models.meter import Meter  # noqa: E402
-from skilltrain.models.openai_compat import OpenAIModel  # noqa: E402
+from skilltrain.harness.agent import attach_files  # noqa: E402
 from skilltrain.records import Rollout  # noqa: E402
 from skilltrain.skill import Skill  # noqa: E402
 from skilltrain.suites import spreadsheet  # noqa: E402
@@ -153,21 +149,7 @@ def test_missing_or_broken_outputs_and_chat_answers(tmp_path: Path) -> None:
 def test_the_agent_harness_solves_a_task_end_to_end() -> None:
     task = next(t for t in build(0).train if t.type == "late-fee")
 
-    def policy(body: dict) -> dict:
-        if not tool_messages(body):
-            return reply(tool_calls=[call("python", {"code": SOLUTIONS["late-fee"]}, "s1")])
-        return reply("FINAL: done")
-
-    async def go() -> Rollout:
-        with ToolServer(policy) as srv:
-            model = OpenAIModel("scripted", base_url=srv.base_url, api_key="x")
-            client = RoleClient(model, "target", Meter(), settings=CallSettings(retries=0))
-            try:
-                return await AgentHarness().run(Skill(spreadsheet.SKILL), task, client)
-            finally:
-                await model.aclose()
-
-    rollout = asyncio.run(go())
+    rollout = solve_once(SOLUTIONS["late-fee"], spreadsheet.SKILL, task)
     assert rollout.error is None
     report = json.loads(rollout.answer)
     assert set(report["cells"]) == set(task.answer)

@@ -4,13 +4,35 @@ package is shown as an agent would load it: SKILL.md, then the files it referenc
 
 from __future__ import annotations
 
+import base64
 import time
+from pathlib import Path
+from typing import Any
 
 from skilltrain.data import Task
 from skilltrain.models.base import ModelError
 from skilltrain.models.client import RoleClient
 from skilltrain.records import Rollout
 from skilltrain.skill import Skill
+
+_MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+          ".gif": "image/gif", ".webp": "image/webp"}
+
+
+def user_content(task: Task) -> str | list[dict[str, Any]]:
+    """The task as the user message: its text, plus its images (`meta["images"]`: file paths)
+    as OpenAI image parts with data URLs (the Anthropic backend converts them). Images are read
+    here, at rollout time, so tasks stay small; the trajectory keeps only the text."""
+    images = task.meta.get("images") or []
+    if not images:
+        return task.input
+    parts: list[dict[str, Any]] = [{"type": "text", "text": task.input}]
+    for image in images:
+        path = Path(str(image))
+        media = _MEDIA.get(path.suffix.lower(), "image/png")
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append({"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}})
+    return parts
 
 
 class ChatHarness:
@@ -24,7 +46,7 @@ class ChatHarness:
         shown = skill.for_target()  # a package: SKILL.md, then the files it references
         if shown.strip():
             messages.append({"role": "system", "content": shown})
-        messages.append({"role": "user", "content": task.input})
+        messages.append({"role": "user", "content": user_content(task)})
         started = time.monotonic()
         try:
             completion = await client.complete(

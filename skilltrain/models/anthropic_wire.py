@@ -155,6 +155,7 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             role = "user"
             text = _text(m.get("content"))
             blocks = [{"type": "text", "text": text}] if text.strip() else []
+            blocks += _image_blocks(m.get("content"))
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
@@ -162,6 +163,23 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             turns.append({"role": role, "content": blocks})
     return turns
+
+
+def _image_blocks(content: Any) -> list[dict[str, Any]]:
+    """OpenAI image parts with base64 data URLs as Messages API image blocks (other URLs as
+    url sources)."""
+    blocks: list[dict[str, Any]] = []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict) or part.get("type") != "image_url":
+            continue
+        url = str((part.get("image_url") or {}).get("url") or "")
+        head, sep, data = url.partition(";base64,")
+        if url.startswith("data:") and sep:
+            source = {"type": "base64", "media_type": head.removeprefix("data:"), "data": data}
+        else:
+            source = {"type": "url", "url": url}
+        blocks.append({"type": "image", "source": source})
+    return blocks
 
 
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -101,3 +101,31 @@ class ToolServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def solve_once(code: str, skill_text: str, task: Any) -> Any:
+    """One agent-harness rollout against a ToolServer whose model runs `code` with the python
+    tool, then answers FINAL: the scripted solver both spreadsheet tests use."""
+    import asyncio
+
+    from skilltrain.harness.agent import AgentHarness
+    from skilltrain.models.client import CallSettings, RoleClient
+    from skilltrain.models.meter import Meter
+    from skilltrain.models.openai_compat import OpenAIModel
+    from skilltrain.skill import Skill
+
+    def policy(body: dict[str, Any]) -> dict[str, Any]:
+        if not tool_messages(body):
+            return reply(tool_calls=[call("python", {"code": code}, "s1")])
+        return reply("FINAL: done")
+
+    async def go() -> Any:
+        with ToolServer(policy) as srv:
+            model = OpenAIModel("scripted", base_url=srv.base_url, api_key="x")
+            client = RoleClient(model, "target", Meter(), settings=CallSettings(retries=0))
+            try:
+                return await AgentHarness().run(Skill(skill_text), task, client)
+            finally:
+                await model.aclose()
+
+    return asyncio.run(go())
