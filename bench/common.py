@@ -7,6 +7,8 @@ the package default, and `overrides` add the bench's own settings on top.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -73,3 +75,19 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     print("  ".join(c.ljust(widths[c]) for c in columns), flush=True)
     for r in rows:
         print("  ".join(fmt(r.get(c)).ljust(widths[c]) for c in columns), flush=True)
+
+
+def start_scripted_server(folder: Path, latency_s: float) -> tuple[subprocess.Popen, str]:
+    """tests/e2e/scripted_server.py in a subprocess answering after `latency_s`; the process
+    and its base URL, once it has written its port."""
+    port_file = folder / f"port-{latency_s:g}"
+    server = Path(__file__).resolve().parents[1] / "tests" / "e2e" / "scripted_server.py"
+    proc = subprocess.Popen([sys.executable, str(server), "--port-file", str(port_file),
+                             "--plan", "none", "--latency", str(latency_s)])
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the scripted server did not start")
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{int(port_file.read_text())}/v1"

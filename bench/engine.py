@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # scripted.py: the tasks the server answers
 
+from common import start_scripted_server  # noqa: E402
 from scripted import GOOD_RULE, make_tasks  # noqa: E402
 
 import skilltrain  # noqa: E402
@@ -41,22 +41,8 @@ from skilltrain.estimate import estimate  # noqa: E402
 from skilltrain.models.meter import Meter  # noqa: E402
 from skilltrain.skill import Skill  # noqa: E402
 
-SERVER = ROOT / "tests" / "e2e" / "scripted_server.py"
 CONCURRENCY = (8, 64, 256)
 RAY_CONCURRENCY = 64
-
-
-def start_server(folder: Path, latency_s: float) -> tuple[subprocess.Popen, str]:
-    port_file = folder / f"port-{latency_s:g}"
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port-file", str(port_file),
-                             "--plan", "none", "--latency", str(latency_s)])
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the scripted server did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{int(port_file.read_text())}/v1"
 
 
 def local_rate(base_url: str, concurrency: int, n: int) -> float:
@@ -152,8 +138,8 @@ def main() -> None:
     print(f"load average before: {load()} ({os.cpu_count()} cores)", flush=True)
     ratios: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
-        slow, slow_url = start_server(Path(tmp), args.latency)
-        fast, fast_url = start_server(Path(tmp), 0.0)
+        slow, slow_url = start_scripted_server(Path(tmp), args.latency)
+        fast, fast_url = start_scripted_server(Path(tmp), 0.0)
         try:
             print(f"\nlocal: skilltrain.evaluate, chat harness, server latency {args.latency:g}"
                   f" s, {args.rounds} latencies per row, median of {args.repeat} (range)")

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # scripted.py: the tasks the server answers
 
+from common import start_scripted_server  # noqa: E402
 from scripted import GOOD_RULE, make_tasks  # noqa: E402
 
 from skilltrain.config import ModelConfig  # noqa: E402
@@ -46,8 +46,6 @@ from skilltrain.ray_executor import open_ray_executor  # noqa: E402
 from skilltrain.scoring import make_scorer  # noqa: E402
 from skilltrain.skill import Skill  # noqa: E402
 
-SERVER = ROOT / "tests" / "e2e" / "scripted_server.py"
-
 
 class _Scores:
     """A score store for one pass: nothing is cached, so every task runs."""
@@ -57,19 +55,6 @@ class _Scores:
 
     def put(self, rollout: Any) -> None:
         return None
-
-
-def _start_server(folder: Path, latency_s: float) -> tuple[subprocess.Popen, str]:
-    port_file = folder / "port"
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port-file", str(port_file),
-                             "--plan", "none", "--latency", str(latency_s)])
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the scripted server did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{int(port_file.read_text())}/v1"
 
 
 async def _measure(base_url: str, folder: Path, concurrency: int, workers: int, n: int,
@@ -105,7 +90,7 @@ def measure_ray(latency_s: float, concurrency: int, workers: int, tasks: int, *,
     pass of `tasks` rollouts on `workers` Ray workers. Raises when any rollout failed: the
     figure would not be a throughput."""
     with tempfile.TemporaryDirectory(prefix="engine-ray-") as tmp:
-        proc, base_url = _start_server(Path(tmp), latency_s)
+        proc, base_url = start_scripted_server(Path(tmp), latency_s)
         try:
             seconds, failed = asyncio.run(_measure(base_url, Path(tmp), concurrency, workers,
                                                    tasks, cache))

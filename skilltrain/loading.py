@@ -1,4 +1,5 @@
-"""Loading a user's `module:function` (a scorer, an agent tool) with one error wording."""
+"""Loading a user's `module:function` (a scorer, an agent tool) or `module:Class` (an
+environment) with one error wording."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 
-def load_callable(spec: str, what: str, error: type[Exception] = ValueError
-                  ) -> Callable[..., Any]:
-    """Import `module:function`; raise `error` with a one-line message naming `what` (for
-    example "scorer" or "tool") and what went wrong, so the CLI can print it as is."""
+def load_callable(spec: str, what: str, error: type[Exception] = ValueError, *,
+                  kind: str = "function") -> Callable[..., Any]:
+    """Import `module:function` (or `module:Class`, `kind="Class"`); raise `error` with a
+    one-line message naming `what` (for example "scorer" or "tool") and what went wrong, so
+    the CLI can print it as is."""
     module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
-        raise error(f"{what} {spec!r}: expected 'module:function'")
+        raise error(f"{what} {spec!r}: expected 'module:{kind}'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -23,5 +25,5 @@ def load_callable(spec: str, what: str, error: type[Exception] = ValueError
                     f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise error(f"{what} {spec!r}: {module_name} has no function {attr!r}")
+        raise error(f"{what} {spec!r}: {module_name} has no {kind.lower()} {attr!r}")
     return fn

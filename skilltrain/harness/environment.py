@@ -21,7 +21,6 @@ harness `episode` event holding the final reward, `done` and the step count, whi
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import math
 import re
@@ -32,6 +31,7 @@ from typing import Any
 
 from skilltrain.data import Task
 from skilltrain.harness.sandbox import clip_middle
+from skilltrain.loading import load_callable
 from skilltrain.models.base import ModelError
 from skilltrain.models.client import RoleClient
 from skilltrain.records import Rollout, Usage
@@ -52,20 +52,8 @@ class EnvironmentError_(RuntimeError):
 def load_environment(spec: str) -> Callable[..., Any]:
     """Import "module:Class" and check it has `reset` and `step`; a ValueError with a one-line
     message otherwise (the config layer turns it into a ConfigError)."""
-    module_name, _, attr = str(spec).rpartition(":")
-    if not module_name or not attr:
-        raise ValueError(f"environment.env {spec!r}: expected 'module:Class'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"environment.env {spec!r}: cannot import module {module_name!r} "
-                         f"({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - the user's module failed while it was imported
-        raise ValueError(f"environment.env {spec!r}: importing {module_name!r} raised "
-                         f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ValueError(f"environment.env {spec!r}: {module_name} has no class {attr!r}")
+    factory = load_callable(str(spec), "environment.env", kind="Class")
+    attr = str(spec).rpartition(":")[2]
     missing = [m for m in ("reset", "step") if not callable(getattr(factory, m, None))]
     if inspect.isclass(factory) and missing:
         raise ValueError(f"environment.env {spec!r}: {attr} has no {' or '.join(missing)} "
