@@ -45,10 +45,10 @@ CONCURRENCY = (8, 64, 256)
 RAY_CONCURRENCY = 64
 
 
-def local_rate(base_url: str, concurrency: int, n: int) -> float:
+def local_rate(base_url: str, concurrency: int, n: int, transport: str = "auto") -> float:
     """Tasks per second of one `skilltrain.evaluate` over n tasks; every one must score."""
     target = ModelConfig(model="scripted-target", base_url=base_url, concurrency=concurrency,
-                         timeout=60)
+                         timeout=60, transport=transport)
     started = time.monotonic()
     result = skilltrain.evaluate(GOOD_RULE, make_tasks(n), target=target, scorer="exact")
     seconds = time.monotonic() - started
@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ceiling-tasks", type=int, default=3000)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--transport", default="auto", help="auto, aiohttp or sdk")
     args = parser.parse_args()
     print(f"load average before: {load()} ({os.cpu_count()} cores)", flush=True)
     ratios: dict[int, float] = {}
@@ -141,20 +142,33 @@ def main() -> None:
         slow, slow_url = start_scripted_server(Path(tmp), args.latency)
         fast, fast_url = start_scripted_server(Path(tmp), 0.0)
         try:
-            print(f"\nlocal: skilltrain.evaluate, chat harness, server latency {args.latency:g}"
-                  f" s, {args.rounds} latencies per row, median of {args.repeat} (range)")
+            from skilltrain.models.openai_compat import pick_transport
+
+            transport = pick_transport(args.transport)
+            print(f"\nlocal: skilltrain.evaluate, chat harness, transport {transport}, server "
+                  f"latency {args.latency:g} s, {args.rounds} latencies per row, median of "
+                  f"{args.repeat} (range)")
             print(f"{'concurrency':>11} {'tasks':>6} {'tasks/s':>16} {'limit/s':>8} "
                   f"{'ratio':>6}")
             for c in CONCURRENCY:
                 n = c * args.rounds
-                mid, lo, hi = repeated(lambda c=c, n=n: local_rate(slow_url, c, n), args.repeat)
+                mid, lo, hi = repeated(lambda c=c, n=n: local_rate(slow_url, c, n, transport),
+                                       args.repeat)
                 limit = c / args.latency
                 ratios[c] = mid / limit
                 print(f"{c:>11} {n:>6} {mid:>7.1f} ({lo:.0f}-{hi:.0f}) {limit:>8.0f} "
                       f"{ratios[c]:>6.3f}", flush=True)
+            if transport != "sdk":  # the other transport's hardest row, for comparison
+                n = CONCURRENCY[-1] * args.rounds
+                sdk = repeated(lambda n=n: local_rate(slow_url, CONCURRENCY[-1], n, "sdk"),
+                               args.repeat)
+                print(f"{'(sdk) ' + str(CONCURRENCY[-1]):>11} {n:>6} {sdk[0]:>7.1f} "
+                      f"({sdk[1]:.0f}-{sdk[2]:.0f}) {CONCURRENCY[-1] / args.latency:>8.0f} "
+                      f"{sdk[0] / (CONCURRENCY[-1] / args.latency):>6.3f}", flush=True)
             ceiling = repeated(lambda: bare_sdk_rate(fast_url, 64, args.ceiling_tasks),
                                args.repeat)
-            ours = repeated(lambda: local_rate(fast_url, 64, args.ceiling_tasks), args.repeat)
+            ours = repeated(lambda: local_rate(fast_url, 64, args.ceiling_tasks, transport),
+                            args.repeat)
             print(f"\nzero latency, concurrency 64, {args.ceiling_tasks} tasks: bare OpenAI SDK "
                   f"{ceiling[0]:.0f} req/s ({ceiling[1]:.0f}-{ceiling[2]:.0f}); "
                   f"skilltrain.evaluate {ours[0]:.0f} tasks/s ({ours[1]:.0f}-{ours[2]:.0f})",

@@ -33,15 +33,20 @@ def _flag(dotted: str) -> str:
     return "--" + named.get(dotted, dotted.rsplit(".", 1)[-1]).replace("_", "-")
 
 
-def _build_config(config: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+def _build_config(config: Path | None, overrides: dict[str, Any],
+                  from_set: frozenset[str] = frozenset()) -> TrainConfig:
     base = load_config(config) if config else TrainConfig()
     source = str(config) if config else "command line"
     try:
         return merge_overrides(base, overrides, source)
     except ConfigError as exc:  # a bad flag value is the flag's fault, not the file's
-        if exc.key is None or overrides.get(exc.key) is None:
+        if exc.key is None:
             raise
         detail = str(exc).removeprefix(f"{source}: {exc.key}: ")
+        if any(exc.key == k or exc.key.startswith(k + ".") for k in from_set):
+            raise ConfigError(f"--set {exc.key}: {detail}", exc.key) from None
+        if overrides.get(exc.key) is None:
+            raise
         raise ConfigError(f"{_flag(exc.key)}: {detail}", exc.key) from None
 
 
@@ -141,6 +146,8 @@ def train(
                                         "cluster; pip install 'skilltrain[ray]')"),
     ray_address: str | None = typer.Option(None, help="--executor ray: a running cluster, "
                                            "HOST:PORT (default: a local one on 127.0.0.1)"),
+    sets: list[str] = typer.Option([], "--set", help="KEY=VALUE: any dotted setting, e.g. "
+                                   "agent.single_shot=true (VALUE read as YAML; flags win)"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a skill. Flags override the config file."""
@@ -159,11 +166,14 @@ def train(
         "train.prune": prune, "executor.kind": executor, "executor.address": ray_address,
     }
     try:
+        flags = {k: v for k, v in overrides.items() if v is not None}
+        given = _set_overrides(sets)
+        overrides = {**given, **flags}  # flags win over --set, both over the file
         if preset is not None:
             from skilltrain.benchmarks.registry import preset_overrides
 
             overrides = preset_overrides(preset, benchmark, overrides)
-        cfg = _build_config(config, overrides)
+        cfg = _build_config(config, overrides, frozenset(given) - frozenset(flags))
         if seeds is not None:
             from skilltrain.cli_evidence import train_seeds_command
 
@@ -180,9 +190,12 @@ def resume(run_dir: Path = typer.Argument(..., help="an existing run folder"),
            api_key_env: list[str] = typer.Option(
                [], "--api-key-env", help="[ROLE=]VAR: read the key from environment variable "
                "VAR (for a key the first run got inline; config.yaml never keeps it); without "
-               "ROLE, for target and optimizer")
+               "ROLE, for target and optimizer"),
+           executor: str | None = typer.Option(None, help="where the rest runs: local or ray"),
+           ray_address: str | None = typer.Option(None, help="--executor ray: HOST:PORT"),
            ) -> None:
-    """Continue a run from its last completed step (a `train --seeds` folder: seed by seed)."""
+    """Continue a run from its last completed step (a `train --seeds` folder: seed by seed).
+    Where rollouts run may change on resume: the results do not depend on it."""
     from skilltrain.config import use_key_env
     from skilltrain.seeds import is_seeds_folder, resume_plan
 
@@ -195,6 +208,10 @@ def resume(run_dir: Path = typer.Argument(..., help="an existing run folder"),
         else:
             cfg = merge_overrides(load_config(run_dir / CONFIG_FILE), {"out": str(run_dir)},
                                   str(run_dir / CONFIG_FILE))
+        moved = {k: v for k, v in (("executor.kind", executor),
+                                   ("executor.address", ray_address)) if v is not None}
+        if moved:
+            cfg = merge_overrides(cfg, moved, "command line")
         for spec in api_key_env:
             role, _, var = spec.rpartition("=")
             for name in [role] if role else ["target", "optimizer"]:
@@ -219,9 +236,11 @@ def eval_(
     target: list[str] = typer.Option(["local:0.5b"], help="target model; repeat it to score "
                                      "the skill on each in one table, with 95% intervals"),
     scorer: str | None = typer.Option(None),
-    harness: str = typer.Option("chat", help="chat or agent (the command harness needs a "
-                                             "config: use train's `command:` section)"),
-    max_turns: int = typer.Option(8, help="agent harness: model calls per task"),
+    harness: str | None = typer.Option(None, help="chat or agent (default: the benchmark's "
+                                       "harness, else chat; the command harness needs a "
+                                       "config: use train's `command:` section)"),
+    max_turns: int | None = typer.Option(None, help="agent harness: model calls per task "
+                                         "(default: the benchmark's, else 8)"),
     timeout: float | None = typer.Option(None, min=0.1, help="seconds a model call may take "
                                          "(default 120)"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
@@ -238,12 +257,12 @@ def eval_(
             tasks, scorer_spec = benchmark_test(benchmark, data_dir)
             scorer_spec = scorer or scorer_spec
         else:
-            tasks, scorer_spec = eval_inputs(data, suite, scorer, harness, "eval")
+            tasks, scorer_spec = eval_inputs(data, suite, scorer, harness or "chat", "eval")
         if len(target) > 1:
             eval_targets(load_skill(skill), skill, tasks, target, scorer_spec, harness,
-                         max_turns, timeout, as_json)
+                         max_turns, timeout, as_json, benchmark)
             return
-        model, runner = target_and_harness(target[0], harness, max_turns, timeout)
+        model, runner = target_and_harness(target[0], harness, max_turns, timeout, benchmark)
         start = load_skill(skill)
         say_deadline(len(tasks), model.timeout, "eval")
         result = evaluate(start, tasks, target=model, scorer=scorer_spec, harness=runner)
@@ -304,7 +323,8 @@ def benchmarks() -> None:
     from skilltrain.benchmarks import builtin_benchmarks
 
     for b in builtin_benchmarks().values():
-        typer.echo(f"{b.name:17} {b.harness:12} {b.payload}; from {b.source}")
+        agent = "".join(f"; agent.{k}: {json.dumps(v)}" for k, v in b.agent.items())
+        typer.echo(f"{b.name:17} {b.harness:12} {b.payload}; from {b.source}{agent}")
 
 
 @app.command()

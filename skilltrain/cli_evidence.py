@@ -63,12 +63,33 @@ def eval_inputs(data: str | None, suite: str | None, scorer: str | None, harness
     return tasks, spec
 
 
-def target_and_harness(target: str, harness: str, max_turns: int,
-                        timeout: float | None) -> tuple[Any, Any]:
+def target_and_harness(target: str, harness: str | None, max_turns: int | None,
+                       timeout: float | None, benchmark: str | None = None) -> tuple[Any, Any]:
+    """The target's section and the harness `eval` / `compare` run it with. With a benchmark:
+    its harness unless --harness names another (an agent benchmark scored on chat would be
+    scored wrong), its agent settings (Benchmark.agent) under an explicit --max-turns, and its
+    environment class for the environment harness. Without one: chat unless --harness says
+    agent. max_turns None: the config's default."""
     from skilltrain.config import ModelConfig
     from skilltrain.harness import make_harness
 
-    runner = make_harness(harness, target_model=target, agent={"max_turns": max_turns})
+    bench = None
+    if benchmark:
+        from skilltrain.benchmarks import get_benchmark
+
+        bench = get_benchmark(benchmark)
+    kind = harness or (bench.harness if bench else "chat")
+    choices = (*HARNESS_CHOICES, *(("environment",) if bench and bench.environment else ()))
+    if kind not in choices:
+        raise ConfigError(f"--harness {kind!r}: expected {' or '.join(choices)}")
+    agent = dict(bench.agent) if bench is not None and kind == "agent" else {}
+    if max_turns is not None:
+        agent["max_turns"] = max_turns
+    environment = {"env": bench.environment} if bench is not None and bench.environment else None
+    try:
+        runner = make_harness(kind, target_model=target, agent=agent, environment=environment)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"--harness {kind}: {exc}") from None
     return ModelConfig(model=target, **({} if timeout is None else {"timeout": timeout})), runner
 
 
@@ -155,14 +176,15 @@ def comparison_text(result: Any, target: str) -> str:
 # -- eval over several targets ---------------------------------------------------------------
 
 def eval_targets(start: Skill, label: str, tasks: list[Task], targets: Sequence[str],
-                 scorer: Any, harness: str, max_turns: int, timeout: float | None,
-                 as_json: bool) -> None:
+                 scorer: Any, harness: str | None, max_turns: int | None,
+                 timeout: float | None, as_json: bool, benchmark: str | None = None) -> None:
     """`eval --target A --target B ...` of the skill `start` (read from `label`): one row per
     target; exit 1 when none scored."""
     from skilltrain.transfer import evaluate_targets
 
     try:
-        pairs = [target_and_harness(t, harness, max_turns, timeout) for t in targets]
+        pairs = [target_and_harness(t, harness, max_turns, timeout, benchmark)
+                 for t in targets]
         say_deadline(len(tasks), pairs[0][0].timeout, f"eval on {len(targets)} targets")
         rows = evaluate_targets(start, tasks, [m for m, _ in pairs], scorer=scorer,
                                 harnesses=[h for _, h in pairs])

@@ -64,6 +64,9 @@ class ModelConfig(Strict):
     concurrency: int = Field(default=8, ge=1, description="calls in flight at once (local: "
                              "at most 2)")
     timeout: float = Field(default=120.0, gt=0, description="seconds a whole call may take")
+    transport: Literal["auto", "aiohttp", "sdk"] = Field(
+        default="auto", description="OpenAI-compatible calls: aiohttp (cheaper per call), "
+        "sdk (the openai SDK's client); auto: aiohttp where installed")
     rpm: int | None = Field(default=None, ge=1, description="requests per minute at most "
                             "(null: no limit of ours; 429s still slow the role down)")
     tpm: int | None = Field(default=None, ge=1, description="tokens per minute at most, "
@@ -325,11 +328,13 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 def merge_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
-    """Apply dotted-key overrides (from CLI flags) and re-validate the whole config."""
-    data = config.model_dump(mode="python")
+    """Apply dotted-key overrides (from CLI flags) and re-validate the whole config. Only the
+    keys set (in the file, by a flag) are carried, so which ones the user set survives the merge
+    (`model_fields_set`; a benchmark fills the agent keys left unset, run_setup.py)."""
+    data = config.model_dump(mode="python", exclude_unset=True)
     lr = overrides.get("train.lr")
-    if lr is not None and overrides.get("train.lr_min") is None:
-        data["train"]["lr_min"] = min(data["train"]["lr_min"], lr)  # lowering lr lowers the floor
+    if lr is not None and overrides.get("train.lr_min") is None:  # lowering lr lowers the floor
+        data.setdefault("train", {})["lr_min"] = min(config.train.lr_min, lr)
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -341,7 +346,7 @@ def merge_overrides(config: TrainConfig, overrides: dict[str, Any], source: str)
             node = node[key]
         node[leaf] = value
     for role in ROLES:
-        key = (data[role] or {}).get("api_key")
+        key = (data.get(role) or {}).get("api_key")
         if isinstance(key, SecretStr):
             data[role]["api_key"] = key.get_secret_value()
     return parse_config(data, source)

@@ -54,8 +54,14 @@ class BudgetConfig(Strict):
                                    "cost, USD (see prices)")
 
 
+# The agent harness's built-in tools by name (harness/tools.py ALL_BUILTIN_TOOLS; a test keeps
+# the two equal): a Literal, so an unknown name is refused with the known ones listed.
+BuiltinTool = Literal["python", "read_file", "list_files", "write_file", "glob", "grep"]
+
+
 class AgentConfig(Strict):
-    """Options of the agent harness (`harness: agent`)."""
+    """Options of the agent harness (`harness: agent`). A benchmark may bring its own values
+    for keys the user leaves unset (Benchmark.agent; run_setup.py applies them)."""
 
     protocol: Literal["auto", "tools", "text"] = Field(
         default="auto", description="tools: native tool calls; text: code blocks and FINAL:; "
@@ -69,6 +75,11 @@ class AgentConfig(Strict):
                                   "run, MB (null: no limit)")
     observation_chars: int = Field(default=3000, ge=200, description="output of a code run "
                                    "shown to the model, middle clipped")
+    builtin: list[BuiltinTool] | None = Field(
+        default=None, description="built-in tools offered: python, read_file, list_files, "
+        "write_file, glob, grep (null: the first four, or the benchmark's set)")
+    single_shot: bool = Field(default=False, description="one reply whose code runs once, "
+                              "output not shown to the model (else multi-turn with feedback)")
 
 
 class CommandConfig(Strict):

@@ -22,6 +22,11 @@ from skilltrain.records import Rollout
 from skilltrain.scoring import Scorer, ScorerError, score_rollout
 from skilltrain.skill import Skill
 
+# Failure kinds a harness reports without a failed model call (the client counts those), so
+# the evaluator counts them for the summary's infra_failures.by_kind: "input", a task file
+# (an image) that cannot be read (harness/chat.py).
+NO_CALL_FAILURES = frozenset({"input"})
+
 
 class NothingScored(InfrastructureFailure):
     """Every item of an evaluation failed on infrastructure and nothing had been scored before:
@@ -87,6 +92,9 @@ class Evaluator:
                 rollout.error, rollout.error_kind = f"scorer: {exc.message}", exc.kind
         if rollout.error is not None:
             self.infra_failures += 1
+            meter = getattr(self.client, "meter", None)
+            if rollout.error_kind in NO_CALL_FAILURES and meter is not None:
+                meter.failures[rollout.error_kind] += 1  # no model call counted it (client.py)
         self.scored += rollout.ok
         self.cache.put(rollout)
         return rollout

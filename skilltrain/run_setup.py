@@ -126,8 +126,27 @@ def benchmark_suite(cfg: TrainConfig) -> Any:
     return bench.as_suite(bench.data_dir(cfg.benchmark.data_dir))
 
 
+def with_benchmark_agent(cfg: TrainConfig) -> TrainConfig:
+    """The config with the benchmark's own agent-harness settings (Benchmark.agent) in the
+    `agent:` keys the user did not set, in the file, by a flag or by --set (pydantic's
+    `model_fields_set`, kept through merge_overrides); unchanged for other harnesses. Applied
+    before config.yaml is written, so the run folder records what the harness used and a
+    resume reads it back as set."""
+    if not cfg.benchmark.name or cfg.harness != "agent":
+        return cfg
+    from skilltrain.benchmarks import get_benchmark
+
+    given = cfg.agent.model_fields_set
+    fill = {k: v for k, v in get_benchmark(cfg.benchmark.name).agent.items() if k not in given}
+    if not fill:
+        return cfg
+    agent = type(cfg.agent).model_validate({**cfg.agent.model_dump(exclude_unset=True), **fill})
+    return cfg.model_copy(update={"agent": agent})
+
+
 def build_harness(cfg: TrainConfig) -> Any:
     """The configured harness; unusable options become a ConfigError naming the section."""
+    cfg = with_benchmark_agent(cfg)
     environment = cfg.environment
     if cfg.harness == "environment" and not environment.env and cfg.benchmark.name:
         from skilltrain.benchmarks import get_benchmark  # a benchmark brings its environment
@@ -150,7 +169,8 @@ def default_out(cfg: TrainConfig) -> Path:
 # Settings that say how to reach a model, what it costs or when to stop, not what is computed:
 # a resume may change these (config.yaml is rewritten); any other change is refused.
 NEUTRAL = ("out", "cache", "budget", "prices", "executor", *(f"{r}.{k}" for r in ROLES for k in (
-    "base_url", "api_key", "api_key_env", "timeout", "concurrency", "retries", "retry_backoff")))
+    "base_url", "api_key", "api_key_env", "timeout", "concurrency", "retries", "retry_backoff",
+    "transport", "rpm", "tpm")))
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -223,6 +243,7 @@ async def open_run(cfg: TrainConfig, parts: RunParts, tasks: Iterable[Task | dic
                    replay: bool = False) -> AsyncIterator[RunContext]:
     """A run ready to train: its folder (new, or resumed under the same settings), models,
     evaluator, gate and state, with the baseline scored on a new run."""
+    cfg = with_benchmark_agent(cfg)  # before config.yaml is compared and written
     root = Path(cfg.out) if cfg.out else default_out(cfg)
     changed = changed_settings(cfg, root)
     check_credentials(cfg, tuple(r for r in ROLES if getattr(parts, r) is None

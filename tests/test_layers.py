@@ -32,6 +32,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engines", ("scoring", "bench_scorers", "rules", "judge", "models", "models.base",
                  "models.breaker", "models.cache",
                  "models.client", "models.fake", "models.meter", "models.openai_compat",
+                 "models.http_post",
                  "models.anthropic_model", "models.anthropic_wire", "models.prices",
                  "models.cli_formats", "models.limits", "models.concurrency",
                  "models.ratelimit_headers")),

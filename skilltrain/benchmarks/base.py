@@ -43,9 +43,13 @@ class Benchmark:
     paper: Mapping[str, Any] = field(default_factory=dict)  # dotted config keys -> values
     data_env: str | None = None  # an environment variable naming the data folder
     environment: str | None = None  # the environment class (module:Class) it is played with
+    # Its own agent-harness settings (AgentConfig keys), used for keys the user left unset
+    # when it runs on the agent harness (run_setup.with_benchmark_agent).
+    agent: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # a shared record: its settings stay read-only
         object.__setattr__(self, "paper", MappingProxyType(dict(self.paper)))
+        object.__setattr__(self, "agent", MappingProxyType(dict(self.agent)))
 
     def data_dir(self, given: str | None) -> str:
         """The data folder: the one given, else the benchmark's environment variable."""

@@ -4,12 +4,14 @@ Payload: `dataset.json` (a list of tasks with `id`, `instruction`, `answer_posit
 `'Sheet1'!D2:D9` or several ranges joined by commas, and optionally `instruction_type`) and a
 `spreadsheet/<id>/` folder per task holding its cases as `<k>_<id>_input.xlsx` and
 `<k>_<id>_answer.xlsx`. Each task attaches every case's input as `case<k>/input.xlsx` to the
-agent's workspace; the agent runs code (the agent harness: multi-turn, each run's output fed
-back) and saves `case<k>/output.xlsx`. The collector reads the answer cells of each output;
-the scorer compares them with the answer workbooks' values rounded to two decimals, reusing the
-spreadsheet suite's cell comparison: a case passes when all its cells match, hard = all cases
-pass, soft = the fraction of cases that pass. Reference values are read once at load time, so
-the answer workbooks never enter the workspace.
+agent's workspace; the agent runs code and saves `case<k>/output.xlsx`. Both of the paper's
+code-harness settings: multi-turn, each run's output fed back (the default), and single-shot,
+one reply whose program runs once with no output shown (`agent.single_shot: true`, or
+`--set agent.single_shot=true`; harness/agent.py). The collector reads the answer cells of
+each output; the scorer compares them with the answer workbooks' values rounded to two
+decimals, reusing the spreadsheet suite's cell comparison: a case passes when all its cells
+match, hard = all cases pass, soft = the fraction of cases that pass. Reference values are
+read once at load time, so the answer workbooks never enter the workspace.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from skilltrain.harness.chat import ChatHarness
 from skilltrain.harness.command import PRESETS, CommandHarness
 from skilltrain.harness.environment import EnvironmentHarness
 from skilltrain.harness.sandbox import Limits, RunResult, Sandbox
-from skilltrain.harness.tools import Tool, ToolError, tool_from_function
+from skilltrain.harness.tools import BUILTIN_TOOLS, Tool, ToolError, tool_from_function
 from skilltrain.loading import load_callable
 
 __all__ = ["AgentHarness", "ChatHarness", "CommandHarness", "EnvironmentHarness", "Limits",
@@ -54,7 +54,9 @@ def make_harness(kind: str, *, max_tokens: int = 512, target_model: str = "",
         tools = [load_callable(s, "tool") for s in a.tools]
         return AgentHarness(tools=tools, protocol=protocol, max_turns=a.max_turns,
                             max_tokens=max_tokens, limits=limits,
-                            observation_chars=a.observation_chars)
+                            observation_chars=a.observation_chars,
+                            builtin=BUILTIN_TOOLS if a.builtin is None else a.builtin,
+                            single_shot=a.single_shot)
     if kind == "command":
         c = CommandConfig.model_validate(command or {})
         return CommandHarness(c.cmd, preset=c.preset, template=c.template, answer=c.answer,

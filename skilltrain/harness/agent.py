@@ -1,8 +1,11 @@
 """The agent harness: a multi-turn, tool-using loop with the skill in the system prompt.
 
 Each task gets a fresh sandboxed workspace holding its attachments. The model acts through tools
-(`python`, `read_file`, `list_files`, `write_file`, plus the user's typed functions) until it
-answers without a tool call or the turn limit is reached. Two protocols:
+(by default `python`, `read_file`, `list_files`, `write_file`; `builtin` picks others of
+harness/tools.py, such as `glob` and `grep`; plus the user's typed functions) until it
+answers without a tool call or the turn limit is reached; with `single_shot`, the model gets
+exactly one reply, whose calls run once without their results coming back (SpreadsheetBench's
+single-shot setting; the record keeps the output). Two protocols:
 
 - `tools`: the OpenAI tool-calling protocol (`tools=[...]` in the request, `tool_calls` back,
   results as `role: tool` messages with the call's id).
@@ -57,6 +60,21 @@ fresh process: files persist, variables do not, so print what you need to see. O
 called with a JSON object {"name": "TOOL", "arguments": {...}} between <tool_call> and
 </tool_call>. Tools: {tools}.
 When the task is done, write a line starting with "FINAL:" followed by your final answer."""
+
+# Single-shot (`single_shot=True`): one reply, its calls run once, nothing comes back.
+SINGLE_SHOT_TOOLS_INSTRUCTIONS = """\
+You are an agent working in a folder that holds the task's files. You have exactly one reply:
+the tool calls in it run once, in order, after you reply, and you will not see their results.
+So do the whole task in that reply, usually with one complete program for the python tool that
+needs no second look. If the task asks for an answer, also give it after "FINAL:"."""
+
+SINGLE_SHOT_TEXT_INSTRUCTIONS = """\
+You are an agent working in a folder that holds the task's files. You have exactly one reply.
+Write one complete Python program in a ```python code block: it runs once in that folder after
+you reply and you will not see its output, so it must do the whole task by itself. Other tools
+may be called once with a JSON object {"name": "TOOL", "arguments": {...}} between <tool_call>
+and </tool_call>; their results are not shown either. Tools: {tools}.
+If the task asks for an answer, write a line starting with "FINAL:" followed by it."""
 
 _CODE_RE = re.compile(r"```(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL)
 _JSON_BLOCK_RE = re.compile(r"```json[ \t]*\n(.*?)```|<tool_call>(.*?)</tool_call>", re.DOTALL)
@@ -191,6 +209,7 @@ class AgentHarness:
         collect: Collector | None = None,
         instructions: str | None = None,
         keep_workspace: bool = False,
+        single_shot: bool = False,
     ):
         if protocol not in ("tools", "text"):
             raise ValueError(f"protocol {protocol!r}: expected 'tools' or 'text'")
@@ -207,6 +226,7 @@ class AgentHarness:
         self.collect = collect
         self.instructions = instructions
         self.keep_workspace = keep_workspace
+        self.single_shot = single_shot
         names = [*self.builtin, *(t.name for t in self.user_tools)]
         if len(set(names)) != len(names):
             raise ValueError(f"tool names must be unique, got {names}")
@@ -215,11 +235,12 @@ class AgentHarness:
         if self.instructions is not None:
             head = self.instructions
         elif self.protocol == "tools":
-            head = TOOLS_INSTRUCTIONS
+            head = SINGLE_SHOT_TOOLS_INSTRUCTIONS if self.single_shot else TOOLS_INSTRUCTIONS
         else:
             listing = "; ".join(f"{t.name}({', '.join(t.parameters.get('properties', {}))}): "
                                 f"{t.description.split('. ')[0]}" for t in tools)
-            head = TEXT_INSTRUCTIONS.replace("{tools}", listing)
+            text = SINGLE_SHOT_TEXT_INSTRUCTIONS if self.single_shot else TEXT_INSTRUCTIONS
+            head = text.replace("{tools}", listing)
         body = skill.for_target().strip()  # a package: SKILL.md and the files it references
         return f"{head}\n\n{body}" if body else head
 
@@ -262,7 +283,7 @@ class AgentHarness:
                            wall_s=round(time.monotonic() - started, 3), **fields)
 
         schemas = [t.schema() for t in tools] if self.protocol == "tools" else None
-        for _turn in range(self.max_turns):
+        for _turn in range(1 if self.single_shot else self.max_turns):
             try:
                 completion = await client.complete(messages, stage="rollout", sample=sample,
                                                    max_tokens=self.max_tokens, tools=schemas)
@@ -295,6 +316,9 @@ class AgentHarness:
             for call, (output, failed) in zip(calls, results):
                 record({"role": "tool", "tool_call_id": call["id"],
                         "name": call["function"]["name"], "content": output, "error": failed})
+            if self.single_shot:  # the calls ran once; their output stays in the record only
+                final = answer
+                break
             if self.protocol == "tools":
                 messages += [{"role": "tool", "tool_call_id": call["id"], "content": output}
                              for call, (output, _) in zip(calls, results)]

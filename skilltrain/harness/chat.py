@@ -17,12 +17,19 @@ from skilltrain.skill import Skill
 
 _MEDIA = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
           ".gif": "image/gif", ".webp": "image/webp"}
+INPUT_ERROR = "input"  # Rollout.error_kind of a task whose own files cannot be read
+
+
+class TaskInputError(Exception):
+    """A file the task names (an image) cannot be read: the task's data is at fault, not the
+    skill, so the rollout is an infrastructure failure, never a wrong answer."""
 
 
 def user_content(task: Task) -> str | list[dict[str, Any]]:
     """The task as the user message: its text, plus its images (`meta["images"]`: file paths)
     as OpenAI image parts with data URLs (the Anthropic backend converts them). Images are read
-    here, at rollout time, so tasks stay small; the trajectory keeps only the text."""
+    here, at rollout time, so tasks stay small; the trajectory keeps only the text. Raises
+    TaskInputError naming the file when one cannot be read."""
     images = task.meta.get("images") or []
     if not images:
         return task.input
@@ -30,7 +37,11 @@ def user_content(task: Task) -> str | list[dict[str, Any]]:
     for image in images:
         path = Path(str(image))
         media = _MEDIA.get(path.suffix.lower(), "image/png")
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        try:
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+        except OSError as exc:
+            raise TaskInputError(f"task {task.id}: image {path} cannot be read "
+                                 f"({exc.strerror or type(exc).__name__})") from None
         parts.append({"type": "image_url", "image_url": {"url": f"data:{media};base64,{data}"}})
     return parts
 
@@ -46,8 +57,13 @@ class ChatHarness:
         shown = skill.for_target()  # a package: SKILL.md, then the files it references
         if shown.strip():
             messages.append({"role": "system", "content": shown})
-        messages.append({"role": "user", "content": user_content(task)})
         started = time.monotonic()
+        try:
+            messages.append({"role": "user", "content": user_content(task)})
+        except TaskInputError as exc:
+            return Rollout(task_id=task.id, skill_hash=skill.hash, sample=sample,
+                           trajectory=[{"role": "user", "content": task.input}],
+                           error=str(exc), error_kind=INPUT_ERROR)
         try:
             completion = await client.complete(
                 messages, stage="rollout", sample=sample, max_tokens=self.max_tokens

@@ -3,8 +3,12 @@
 A user tool is any function with type hints; its JSON schema is derived from the signature (via
 pydantic), its description from the docstring, and the model's arguments are validated against
 the same model before the call, so a bad call comes back to the model as a readable error rather
-than a crash. The built-in workspace tools (`python`, `read_file`, `list_files`, `write_file`)
-are made the same way, bound to one task's sandbox.
+than a crash. The built-in workspace tools (`python`, `read_file`, `list_files`, `write_file`,
+and on request `glob` and `grep`) are made the same way, bound to one task's sandbox.
+
+`BUILTIN_TOOLS` is the default set and stays as it is, so the prompts (and cached replies) of
+existing runs do not change; `ALL_BUILTIN_TOOLS` is everything a harness may ask for (OfficeQA
+asks for the paper's glob/read/grep set, benchmarks/officeqa.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import inspect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from skilltrain.harness.sandbox import Sandbox, clip_middle
 
 BUILTIN_TOOLS = ("python", "read_file", "list_files", "write_file")
+ALL_BUILTIN_TOOLS = (*BUILTIN_TOOLS, "glob", "grep")
+MAX_GLOB_ROWS = 200  # rows glob lists before saying how many it left out
+MAX_GREP_MATCHES = 50  # matching lines grep shows before saying how many it left out
+GREP_LINE_CHARS = 200  # a matching line is cut to this many characters
+GREP_FILE_BYTES = 5_000_000  # larger files are skipped (and counted) rather than read
 _ARG_LINE = re.compile(r"^\s*(\w+)\s*(?:\([^)]*\))?\s*:\s*(.+)$")
 
 
@@ -132,9 +141,11 @@ def _inside(workspace: Path, path: str) -> Path:
 
 
 def workspace_tools(sandbox: Sandbox, *, output_chars: int = 4000,
-                    names: tuple[str, ...] = BUILTIN_TOOLS) -> list[Tool]:
-    """The built-in tools, bound to one sandbox. Code runs in the sandbox's child process; the
-    file tools run here but only on paths inside the workspace."""
+                    names: Sequence[str] = BUILTIN_TOOLS) -> list[Tool]:
+    """The built-in tools named (any of ALL_BUILTIN_TOOLS), bound to one sandbox. Code and
+    grep's search (a model's regular expression) run in the sandbox's child process; the other
+    file tools run here but only on paths inside the workspace. Raises ValueError for an
+    unknown name."""
     ws = sandbox.workspace
 
     def python(code: str) -> str:
@@ -193,8 +204,121 @@ def workspace_tools(sandbox: Sandbox, *, output_chars: int = 4000,
         target.write_text(content, encoding="utf-8")
         return f"wrote {len(content.encode('utf-8'))} bytes to {path}"
 
-    made = {f.__name__: f for f in (python, read_file, list_files, write_file)}
+    def glob(pattern: str) -> str:
+        """Find files in the working folder whose path matches a glob pattern, with their sizes
+        in bytes. `*` matches within one folder name, `**` any number of folders, e.g.
+        `documents/**/*.md` or `**/*report*`.
+
+        Args:
+            pattern: a glob pattern relative to the working folder
+        """
+        if not pattern.strip() or Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+            raise ToolError(f"{pattern!r}: give a pattern relative to the working folder, "
+                            "without '..'")
+        rows = [f"{p.relative_to(ws)}\t{p.stat().st_size}" for p in _visible_files(
+            ws, ws.glob(pattern))]
+        if not rows:
+            return f"no files match {pattern!r}"
+        more = len(rows) - MAX_GLOB_ROWS
+        shown = rows[:MAX_GLOB_ROWS] + ([f"[... {more} more files not shown; use a narrower "
+                                          "pattern]"] if more > 0 else [])
+        return clip_middle("\n".join(shown), output_chars)
+
+    def grep(pattern: str, path: str = ".", ignore_case: bool = True) -> str:
+        """Search text files for lines matching a regular expression (Python `re` syntax).
+        Returns `file:line: text` rows; binary files are skipped.
+
+        Args:
+            pattern: the regular expression to look for, e.g. `revenue.*2023`
+            path: a file, or a folder searched with all it holds, relative to the working folder
+            ignore_case: match upper and lower case alike
+        """
+        try:
+            re.compile(pattern)  # a bad pattern is named here, before a process starts
+        except re.error as exc:
+            raise ToolError(f"invalid regular expression {pattern!r}: {exc}") from None
+        target = _inside(ws, path)
+        if not target.exists():
+            raise ToolError(f"{path}: no such file or folder")
+        # The search runs in the sandbox: a model's regular expression can backtrack for
+        # ever, and there it meets the CPU and wall-clock limits instead of our thread.
+        args = json.dumps({"pattern": pattern, "flags": re.IGNORECASE if ignore_case else 0,
+                           "path": str(target.relative_to(ws)), "shown": path,
+                           "max": MAX_GREP_MATCHES, "chars": GREP_LINE_CHARS,
+                           "bytes": GREP_FILE_BYTES})
+        result = sandbox.run_python(f"ARGS = {args!r}\n{_GREP_SCRIPT}")
+        if not result.ok:
+            raise ToolError("grep stopped: " + result.render(output_chars))
+        return clip_middle(result.stdout.rstrip("\n"), output_chars)
+
+    made = {f.__name__: f for f in (python, read_file, list_files, write_file, glob, grep)}
     unknown = set(names) - set(made)
     if unknown:
-        raise ValueError(f"unknown built-in tools {sorted(unknown)}; known: {BUILTIN_TOOLS}")
+        raise ValueError(f"unknown built-in tools {sorted(unknown)}; known: "
+                         f"{', '.join(ALL_BUILTIN_TOOLS)}")
     return [tool_from_function(made[n]) for n in names]
+
+
+def _visible_files(workspace: Path, found: Iterable[Path]) -> list[Path]:
+    """Files among `found` the model may see: inside the workspace once symbolic links are
+    followed, and not in the sandbox's TMPDIR (`.tmp`); sorted, so listings are stable."""
+    out = []
+    for p in found:
+        try:
+            rel = p.relative_to(workspace)
+            real = p.resolve()
+        except (ValueError, OSError):
+            continue
+        if not rel.parts or rel.parts[0] == ".tmp" or not p.is_file():
+            continue
+        if real != workspace and workspace not in real.parents:
+            continue
+        out.append(p)
+    return sorted(out)
+
+
+_GREP_SCRIPT = r"""
+import json, os, re
+a = json.loads(ARGS)
+regex = re.compile(a["pattern"], a["flags"])
+root = os.path.realpath(".")
+def files(top):
+    if os.path.isfile(top):
+        yield top
+        return
+    for folder, dirs, names in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not (folder == top == "." and d == ".tmp"))
+        for name in sorted(names):
+            yield os.path.join(folder, name)
+rows, found, skipped = [], 0, 0
+for f in files(a["path"]):
+    real = os.path.realpath(f)
+    if not (real == root or real.startswith(root + os.sep)) or not os.path.isfile(f):
+        continue
+    if os.path.normpath(f).split(os.sep)[0] == ".tmp":
+        continue
+    try:
+        data = open(f, "rb").read(a["bytes"] + 1)
+        text = None if len(data) > a["bytes"] or b"\0" in data[:8192] else data.decode()
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text is None:
+        skipped += 1
+        continue
+    for number, line in enumerate(text.splitlines(), 1):
+        if regex.search(line):
+            found += 1
+            if found <= a["max"]:
+                shown = line.strip()
+                if len(shown) > a["chars"]:
+                    shown = shown[:a["chars"]] + " [...]"
+                rows.append(f"{os.path.normpath(f)}:{number}: {shown}")
+if found > a["max"]:
+    rows.append(f"[... {found - a['max']} more matching lines not shown; use a narrower "
+                "pattern or path]")
+if skipped:
+    rows.append(f"({skipped} binary or very large file(s) skipped)")
+if not found:
+    rows.insert(0, f"no lines match {a['pattern']!r} under {a['shown']}")
+print("\n".join(rows))
+"""

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import importlib
 import math
-import socket
 from functools import partial
 from typing import Any
 
 import openai
 
 from skilltrain.models.base import Completion, ModelError
+from skilltrain.models.http_post import AiohttpPoster, StatusError, aiohttp_installed
+from skilltrain.models.http_post import connection_reason as _connection_reason
 from skilltrain.models.limits import RateLimiter, RateLimits, Refused, limited_call
 from skilltrain.records import Usage
 
@@ -24,6 +24,19 @@ CONNECT_TIMEOUT_S = 10.0
 # client's time (cProfile, bench/engine.py's setting). Calls are spread over
 # ceil(concurrency / 16) clients instead, each with a pool of at most 16 kept-alive connections.
 POOL_SIZE = 16
+TRANSPORTS = ("auto", "aiohttp", "sdk")
+
+
+def pick_transport(asked: str) -> str:
+    """`auto`: aiohttp where it is installed (http_post.py says why), else the SDK's client.
+    Raises ValueError for an unknown name, or aiohttp asked for and missing."""
+    if asked not in TRANSPORTS:
+        raise ValueError(f"transport {asked!r}: expected one of {', '.join(TRANSPORTS)}")
+    if asked == "aiohttp" and not aiohttp_installed():
+        raise ValueError("transport aiohttp: aiohttp is not installed (pip install aiohttp)")
+    if asked == "auto":
+        return "aiohttp" if aiohttp_installed() else "sdk"
+    return asked
 
 
 def describe_deadline(timeout: float) -> str:
@@ -61,6 +74,9 @@ class OpenAIModel:
     the typed path re-validates every request body against the SDK's types and builds a typed
     reply, and hides the headers. Measured at zero latency, concurrency 64 (bench/engine.py):
     the bare SDK's `create` 285 requests/s, `skilltrain.evaluate` through this path 491 tasks/s.
+    `transport` picks how the POST travels: `sdk` (the SDK's client, as above) or `aiohttp`
+    (http_post.py, cheaper per call; the default where aiohttp is installed). Both give the
+    same replies, error kinds and messages.
     """
 
     def __init__(
@@ -73,13 +89,16 @@ class OpenAIModel:
         concurrency: int = 8,
         extra_body: dict[str, Any] | None = None,
         limits: RateLimits | None = None,
+        transport: str = "auto",
     ):
         self.name = name
+        self.transport = pick_transport(transport)
         self.deadline_s = float(timeout)
         self.connect_s = min(CONNECT_TIMEOUT_S, self.deadline_s)
         http = _http_library()
         self._response_type = http.Response
-        pools = max(1, math.ceil(concurrency / POOL_SIZE))
+        # aiohttp: one SDK client kept only for its base URL resolution and unused pool
+        pools = 1 if self.transport == "aiohttp" else max(1, math.ceil(concurrency / POOL_SIZE))
         size = math.ceil(concurrency / pools)
         # One TLS context for all the pools: building one reads the CA bundle, and 16 pools
         # (concurrency 256) took 0.53-0.59 s to open with one each, 0.03-0.07 s sharing one.
@@ -94,6 +113,11 @@ class OpenAIModel:
             for _ in range(pools)]
         self._load = [0] * pools  # calls in flight per client
         self.base_url = str(self._clients[0].base_url)  # for messages: see breaker.endpoint_of
+        self._aiohttp = AiohttpPoster(
+            self.base_url, api_key or "not-needed", deadline_s=self.deadline_s,
+            connect_s=self.connect_s, concurrency=concurrency,
+            user_agent=f"skilltrain (openai-python {openai.__version__})") \
+            if self.transport == "aiohttp" else None
         self.limiter = RateLimiter(limits, concurrency)
         self._extra_body = dict(extra_body or {})
 
@@ -104,8 +128,16 @@ class OpenAIModel:
                                   reply_completion)
 
     async def _post(self, body: dict[str, Any]) -> tuple[Any, Any]:
-        """The reply's JSON and headers, sent on the least loaded client; a failure as a
-        ModelError, or as Refused (with the reply's headers) when a reply came back."""
+        """The reply's JSON and headers, over aiohttp or on the least loaded SDK client; a
+        failure as a ModelError, or as Refused (with the reply's headers) when a reply came
+        back."""
+        if self._aiohttp is not None:
+            try:
+                return await self._aiohttp.post("chat/completions", {**body, "model": self.name})
+            except StatusError as exc:
+                error = self._status_error(exc.status_code, exc.message,
+                                           retry_after(exc.headers))
+                raise Refused(error, exc.headers) from None
         pool = min(range(len(self._load)), key=self._load.__getitem__)
         self._load[pool] += 1
         try:
@@ -119,7 +151,8 @@ class OpenAIModel:
             raise ModelError("connection", _connection_reason(exc)) from None
         except openai.APIStatusError as exc:
             headers = exc.response.headers
-            raise Refused(self._status_error(exc, retry_after(headers)), headers) from None
+            raise Refused(self._status_error(exc.status_code, exc.message,
+                                             retry_after(headers)), headers) from None
         finally:
             self._load[pool] -= 1
         try:
@@ -128,15 +161,15 @@ class OpenAIModel:
             raise Refused(ModelError("bad_response", f"unreadable response ({exc})"),
                           resp.headers) from None
 
-    def _status_error(self, exc: openai.APIStatusError, wait: float | None) -> ModelError:
-        code = exc.status_code
+    def _status_error(self, code: int, message: str, wait: float | None) -> ModelError:
+        """An error status as a ModelError kind, one mapping for both transports."""
         if code == 429:
-            return ModelError("rate_limit", str(exc), retry_after=wait)
+            return ModelError("rate_limit", message, retry_after=wait)
         if code >= 500:
-            return ModelError("server_error", f"HTTP {code}: {exc.message}", retry_after=wait)
+            return ModelError("server_error", f"HTTP {code}: {message}", retry_after=wait)
         if code in (401, 403, 404):
-            return ModelError("fatal", f"HTTP {code} from model {self.name!r}: {exc.message}")
-        return ModelError("http_error", f"HTTP {code}: {exc.message}")
+            return ModelError("fatal", f"HTTP {code} from model {self.name!r}: {message}")
+        return ModelError("http_error", f"HTTP {code}: {message}")
 
     def _late(self, exc: BaseException) -> str:
         if any(type(e).__name__ == "ConnectTimeout" for e in _chain(exc)):
@@ -144,6 +177,8 @@ class OpenAIModel:
         return f"no reply within the {self.deadline_s:g}s deadline"
 
     async def aclose(self) -> None:
+        if self._aiohttp is not None:
+            await self._aiohttp.aclose()
         for client in self._clients:
             await client.close()
 
@@ -213,18 +248,3 @@ def _chain(exc: BaseException) -> list[BaseException]:
         seen.append(exc)
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     return seen
-
-
-def _connection_reason(exc: BaseException) -> str:
-    """The SDK says only "Connection error."; the cause it wraps says why, in words a user can
-    act on (the breaker's message quotes it)."""
-    chain = _chain(exc)
-    for e in chain:
-        if isinstance(e, socket.gaierror):
-            return f"name not resolved ({e.strerror or e})"
-        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == \
-                errno.ECONNREFUSED:
-            return "connection refused"
-    detail = next((str(e) for e in reversed(chain) if str(e)), "")
-    return f"connection failed ({' '.join(detail.split())[:160]})" if detail else \
-        "connection failed"

@@ -49,7 +49,8 @@ async def open_model(cfg: ModelConfig, stack: AsyncExitStack, role: str,
         # what makes replay exact; `extra_body: {cache_prompt: false}` turns it off.
         model = OpenAIModel(server.model_id, base_url=server.base_url, api_key="local",
                             timeout=cfg.timeout, concurrency=min(cfg.concurrency, 2),
-                            extra_body=extra, limits=RateLimits(rpm=cfg.rpm, tpm=cfg.tpm))
+                            extra_body=extra, limits=RateLimits(rpm=cfg.rpm, tpm=cfg.tpm),
+                            transport=cfg.transport)
     else:
         name = spec.split(":", 1)[1] if spec.startswith("openai:") else spec
         base_url = cfg.base_url or os.environ.get("OPENAI_BASE_URL")
@@ -60,7 +61,8 @@ async def open_model(cfg: ModelConfig, stack: AsyncExitStack, role: str,
                               f"{role}.api_key_env, or give {role}.base_url")
         model = OpenAIModel(name, base_url=base_url, api_key=api_key, timeout=cfg.timeout,
                             concurrency=cfg.concurrency, extra_body=extra,
-                            limits=RateLimits(rpm=cfg.rpm, tpm=cfg.tpm))
+                            limits=RateLimits(rpm=cfg.rpm, tpm=cfg.tpm),
+                            transport=cfg.transport)
     stack.push_async_callback(model.aclose)
     return model
 

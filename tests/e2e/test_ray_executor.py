@@ -196,3 +196,23 @@ def test_clusters_listen_on_loopback_only(ray_head):
     assert seen["ip"] == "127.0.0.1"
     assert len(seen["listeners"]) >= 3  # GCS, raylet, object manager at least
     assert [e for e in seen["listeners"] if not loopback(e[0])] == []
+
+
+def test_resume_may_move_a_run_onto_the_cluster(tmp_path, scripted_server, ray_head):
+    """`resume --executor ray --ray-address` continues a local run on Ray: where rollouts run
+    is a neutral setting, written to config.yaml; a bad value is one line, exit 2."""
+    args, out = inputs(tmp_path), tmp_path / "run"
+    url = scripted_server("harmful,good").base_url
+    first = run(["-m", "skilltrain.cli", *TRAIN, *args, "--out", str(out)], url, tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = outcome(out)
+    bad = run(["-m", "skilltrain.cli", "resume", str(out), "--executor", "slurm"], url,
+              tmp_path)
+    assert bad.returncode == 2 and "executor.kind" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    moved = run(["-m", "skilltrain.cli", "resume", str(out), "--quiet", "--executor", "ray",
+                 "--ray-address", ray_head.address], url, tmp_path, ray_head.env)
+    assert moved.returncode == 0, moved.stderr
+    saved = (out / "config.yaml").read_text()
+    assert "kind: ray" in saved and ray_head.address in saved
+    assert outcome(out) == before  # nothing left to run: the decisions stand
