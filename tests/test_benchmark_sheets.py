@@ -12,7 +12,7 @@ import pytest
 
 openpyxl = pytest.importorskip("openpyxl")
 
-from agents.tool_server import solve_once  # noqa: E402
+from agents.tool_server import SALES_SOLVE, solve_once  # noqa: E402
 
 from skilltrain.benchmarks import get_benchmark  # noqa: E402
 from skilltrain.benchmarks.spreadsheet import CaseScorer, answer_cells, collect_cases  # noqa: E402
@@ -20,14 +20,6 @@ from skilltrain.harness.agent import attach_files  # noqa: E402
 from skilltrain.records import Rollout  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SOLVE = ("import openpyxl\n"
-         "for k in (1, 2):\n"
-         "    wb = openpyxl.load_workbook(f'case{k}/input.xlsx'); ws = wb['Sales']\n"
-         "    for r in range(2, ws.max_row + 1):\n"
-         "        ws.cell(row=r, column=4, value=ws.cell(row=r, column=2).value"
-         " * ws.cell(row=r, column=3).value OFF)\n"
-         "    wb.save(f'case{k}/output.xlsx')\n"
-         "print('saved')\n")
 
 
 def tasks():
@@ -70,15 +62,16 @@ def test_answer_positions_with_sheets_and_several_ranges():
 
 def test_scores_all_cases_some_cases_and_none(tmp_path):
     task = tasks().train[1]
-    right = run_code(task, SOLVE.replace("OFF", ""), tmp_path / "right")
+    right = run_code(task, SALES_SOLVE.replace("OFF", ""), tmp_path / "right")
     assert CaseScorer().score(task, right).hard == 1.0
-    near = run_code(task, SOLVE.replace("OFF", "+ 0.001"), tmp_path / "near")  # rounds the same
+    near = run_code(task, SALES_SOLVE.replace("OFF", "+ 0.001"),  # rounds the same
+                    tmp_path / "near")
     assert CaseScorer().score(task, near).hard == 1.0
-    one = run_code(task, SOLVE.replace("OFF", "").replace("(1, 2)", "(1,)"), tmp_path / "one")
+    one = run_code(task, SALES_SOLVE.replace("OFF", "").replace("(1, 2)", "(1,)"), tmp_path / "one")
     half = CaseScorer().score(task, one)
     assert (half.hard, half.soft) == (0.0, 0.5)
     assert "case2: case2/output.xlsx was not written" in half.feedback
-    off = run_code(task, SOLVE.replace("OFF", "+ 1"), tmp_path / "off")
+    off = run_code(task, SALES_SOLVE.replace("OFF", "+ 1"), tmp_path / "off")
     wrong = CaseScorer().score(task, off)
     assert (wrong.hard, wrong.soft) == (0.0, 0.0) and "too high" in wrong.feedback
     reference = str(task.answer["cases"][0]["Sales!D3"])
@@ -90,7 +83,8 @@ def test_scores_all_cases_some_cases_and_none(tmp_path):
 def test_the_agent_harness_solves_both_cases_over_http():
     task = tasks().test[0]
 
-    rollout = solve_once(SOLVE.replace("OFF", ""), get_benchmark("spreadsheetbench").skill, task)
+    rollout = solve_once(SALES_SOLVE.replace("OFF", ""), get_benchmark("spreadsheetbench").skill,
+                         task)
     assert rollout.error is None
     assert len(json.loads(rollout.answer)["cases"]) == 2
     assert CaseScorer().score(task, rollout).hard == 1.0

@@ -129,3 +129,15 @@ def solve_once(code: str, skill_text: str, task: Any) -> Any:
                 await model.aclose()
 
     return asyncio.run(go())
+
+
+# The fixture's SpreadsheetBench task solved in code (D = B * C on each case's Sales sheet);
+# tests replace OFF with "" (right), "+ 1" (wrong) or a tiny offset (rounds the same).
+SALES_SOLVE = ("import openpyxl\n"
+               "for k in (1, 2):\n"
+               "    wb = openpyxl.load_workbook(f'case{k}/input.xlsx'); ws = wb['Sales']\n"
+               "    for r in range(2, ws.max_row + 1):\n"
+               "        ws.cell(row=r, column=4, value=ws.cell(row=r, column=2).value"
+               " * ws.cell(row=r, column=3).value OFF)\n"
+               "    wb.save(f'case{k}/output.xlsx')\n"
+               "print('saved both cases')\n")

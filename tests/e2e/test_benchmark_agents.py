@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agents.tool_server import ToolServer, call, reply, tool_messages
+from agents.tool_server import SALES_SOLVE, ToolServer, call, reply, tool_messages
 from scripted import GOOD_RULE, Script
 
 from e2e.test_benchmark_train import FIXTURES, TRAIN
@@ -67,15 +67,21 @@ def office_target(body: dict[str, Any]) -> dict[str, Any]:
     return reply(f"FINAL: {found.group(1) if found else 'not found'}")
 
 
-def test_eval_officeqa_uses_the_agent_harness_with_glob_and_grep(tmp_path):
+def eval_officeqa(tmp_path: Path, *extra: str) -> tuple[Any, list[dict]]:
+    """`skilltrain eval --benchmark officeqa` on the fixture against the scripted target: the
+    process and the requests the target saw."""
     data = office_folder(tmp_path / "officeqa")
     skill = tmp_path / "SKILL.md"
     skill.write_text(get_benchmark("officeqa").skill)
     with ToolServer(office_target) as server:
         proc = cli(["eval", "--skill", str(skill), "--benchmark", "officeqa", "--data-dir",
-                    str(data), "--target", "openai:scripted-target", "--json"],
+                    str(data), "--target", "openai:scripted-target", *extra, "--json"],
                    server.base_url, tmp_path)
-        requests = list(server.requests)
+        return proc, list(server.requests)
+
+
+def test_eval_officeqa_uses_the_agent_harness_with_glob_and_grep(tmp_path):
+    proc, requests = eval_officeqa(tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert (result["score"], result["n"], result["infra_failures"]) == (1.0, 2, 0)
@@ -90,27 +96,12 @@ def test_eval_officeqa_uses_the_agent_harness_with_glob_and_grep(tmp_path):
 
 
 def test_eval_officeqa_max_turns_flag_cuts_the_benchmarks_limit(tmp_path):
-    data = office_folder(tmp_path / "officeqa")
-    skill = tmp_path / "SKILL.md"
-    skill.write_text(get_benchmark("officeqa").skill)
-    with ToolServer(office_target) as server:
-        proc = cli(["eval", "--skill", str(skill), "--benchmark", "officeqa", "--data-dir",
-                    str(data), "--target", "openai:scripted-target", "--max-turns", "2",
-                    "--json"], server.base_url, tmp_path)
-        requests = list(server.requests)
+    proc, requests = eval_officeqa(tmp_path, "--max-turns", "2")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["score"] == 0.0  # stopped before the answer: scored wrong
     assert len(requests) == 2 * 2 and MAX_TURNS > 2
 
 
-SOLVE = ("import openpyxl\n"
-         "for k in (1, 2):\n"
-         "    wb = openpyxl.load_workbook(f'case{k}/input.xlsx'); ws = wb['Sales']\n"
-         "    for r in range(2, ws.max_row + 1):\n"
-         "        ws.cell(row=r, column=4, value=ws.cell(row=r, column=2).value"
-         " * ws.cell(row=r, column=3).value OFF)\n"
-         "    wb.save(f'case{k}/output.xlsx')\n"
-         "print('saved both cases')\n")
 
 
 def sheet_policy(script: Script):
@@ -120,7 +111,7 @@ def sheet_policy(script: Script):
         if body.get("response_format"):
             return reply(script.respond(body))
         right = GOOD_RULE in body["messages"][0]["content"]
-        code = SOLVE.replace("OFF", "" if right else "+ 1")
+        code = SALES_SOLVE.replace("OFF", "" if right else "+ 1")
         return reply("FINAL: written", [call("python", {"code": code}, "p1")])
 
     return policy
