@@ -24,8 +24,11 @@ from skilltrain.skill import Skill
 
 # Failure kinds a harness reports without a failed model call (the client counts those), so
 # the evaluator counts them for the summary's infra_failures.by_kind: "input", a task file
-# (an image) that cannot be read (harness/chat.py).
-NO_CALL_FAILURES = frozenset({"input"})
+# (an image) that cannot be read (harness/chat.py); "sandbox", the agent's sandbox could not
+# run code (harness/agent.py); "environment", a user's environment raised
+# (harness/environment.py); "command" / "command_failed", an agent CLI could not start or
+# failed (harness/command.py). Its "timeout" is left out: a model call's timeout has that name.
+NO_CALL_FAILURES = frozenset({"input", "sandbox", "environment", "command", "command_failed"})
 
 
 class NothingScored(InfrastructureFailure):

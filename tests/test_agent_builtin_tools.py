@@ -12,6 +12,7 @@ import pytest
 
 from skilltrain.config import ConfigError, parse_config
 from skilltrain.config_sections import AgentConfig, BuiltinTool
+from skilltrain.files import write_tree
 from skilltrain.harness import make_harness
 from skilltrain.harness.sandbox import Limits, Sandbox
 from skilltrain.harness.tools import (
@@ -37,13 +38,8 @@ def tools(sandbox: Sandbox, output_chars: int = 100_000) -> dict:
 
 
 def write(root: Path, rel: str, data: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, bytes):
-        path.write_bytes(data)
-    else:
-        path.write_text(data, encoding="utf-8")
-    return path
+    write_tree(root, {rel: data})
+    return root / rel
 
 
 def test_glob_lists_matching_files_with_sizes_and_hides_tmp(box):

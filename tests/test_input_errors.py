@@ -71,3 +71,24 @@ def test_the_run_summary_counts_input_failures_by_kind(tmp_path: Path):
     assert set(failures["by_kind"]) == {"input"} and failures["by_kind"]["input"] >= 4
     assert failures["total"] == failures["by_kind"]["input"]
     assert trainer.summary_["val"]["best"] == 1.0  # the good rule, scored on the other items
+
+
+def test_harness_failures_without_a_model_error_are_counted_by_kind(tmp_path: Path):
+    """A raising environment fails its rollouts with kind "environment" and no failed model
+    call: the run's summary still counts them by kind."""
+    from skilltrain import Trainer
+    from skilltrain.harness import make_harness
+
+    tasks = [{"id": f"g{i}", "input": "Reach the goal.", "answer": "99" if i % 3 == 0 else
+              str(1 + i % 3)} for i in range(12)]
+    script = Script(analyst_plan=["good"])
+    config = {"out": str(tmp_path / "run"), "scorer": "reward", "gate": {"rule": "strict"},
+              "data": {"split": [0.34, 0.33, 0.33]},
+              "train": {"epochs": 1, "batch_size": 4, "lr": 1, "lr_min": 1, "max_steps": 1}}
+    trainer = Trainer(config, target=FakeModel(lambda request: "inc"),
+                      optimizer=FakeModel(script.respond),
+                      harness=make_harness("environment",
+                                           environment="agents.counter_env:FailsOnGoal99"))
+    trainer.fit(tasks, "---\nname: counter\ndescription: counts\n---\nSay inc.\n")
+    failures = trainer.summary_["infra_failures"]
+    assert set(failures["by_kind"]) == {"environment"} and failures["by_kind"]["environment"] >= 4

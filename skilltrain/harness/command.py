@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from skilltrain.data import Task
+from skilltrain.files import write_tree
 from skilltrain.harness.agent import (
     Collector,
     attach_files,
@@ -112,15 +113,7 @@ def install_skill(workspace: Path, skill: Skill, skills_dir: str, default_name: 
     target = workspace / skills_dir / name / "SKILL.md"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    for rel, content in skill.resources().items():  # paths were checked when the file was made
-        path = target.parent / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-            if content.startswith("#!"):  # a script the CLI may run as ./scripts/x.sh
-                path.chmod(0o755)
+    write_tree(target.parent, skill.resources())  # paths were checked when the file was made
     return target
 
 

@@ -28,6 +28,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from skilltrain.files import write_tree
 from skilltrain.harness.sandbox import Limits, RunResult, Sandbox, SandboxError, clip_middle
 from skilltrain.skill import Skill
 
@@ -124,13 +125,7 @@ def changed_files(base: Skill, candidate: Skill) -> list[str]:
 
 
 def _install(box: Sandbox, skill: Skill) -> None:
-    for rel, content in {**skill.text_files(), **skill.resources()}.items():
-        path = box.workspace / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
+    write_tree(box.workspace, {**skill.text_files(), **skill.resources()})
 
 
 def _failure(result: RunResult, box: Sandbox, *, tail: bool = False) -> str:

@@ -60,3 +60,12 @@ class BrokenGame(CounterGame):
 class BadRewardGame(CounterGame):
     def step(self, action: str) -> Any:
         return "ok", "lots", False
+
+
+class FailsOnGoal99(CounterGame):
+    """Raises at reset for a goal of 99 only: some tasks fail on the environment, not all."""
+
+    def reset(self, task: Any) -> str:
+        if int(task.answer) == 99:
+            raise RuntimeError("level 99 is missing")
+        return super().reset(task)
