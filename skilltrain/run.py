@@ -44,6 +44,7 @@ class RunContext:
     callbacks: list[Callable[[dict], None]] = field(default_factory=list)
     adapt_enabled: bool = True
     summary: dict = field(default_factory=dict)
+    limits_before: dict = field(default_factory=dict)  # rate-limit counters of earlier processes
 
     # -- what a StepRecord writes through (step_record.StepSink) ---------------
     @property
@@ -162,7 +163,17 @@ class RunContext:
 
     # -- checkpoint ----------------------------------------------------------
     def checkpoint(self, done: bool = False) -> None:
-        self.store.save_state(self.state.to_json(meter=self.meter.state(), done=done))
+        data = self.state.to_json(meter=self.meter.state(), done=done)
+        data["rate_limits"] = self.rate_limits()
+        self.store.save_state(data)
+
+    def rate_limits(self) -> dict[str, dict]:
+        """Each role's limiter counters over the whole run: this process's plus what earlier
+        ones (before a resume) checkpointed, so 429s and waits are not forgotten on resume."""
+        now = {c.role: c.limiter.stats.to_json() for c in (self.target, self.optimizer)
+               if c.limiter is not None}
+        return {role: _add_limits(self.limits_before.get(role), now.get(role))
+                for role in sorted({*self.limits_before, *now})}
 
     def restore(self, data: dict) -> None:
         """The checkpointed state in place of the fresh one (same initial skill, buffer size
@@ -172,6 +183,7 @@ class RunContext:
                                         lambda n: self.store.load_skill(n, like=start),
                                         self.state.rejected.capacity, self.state.edit_ops)
         self.meter.restore(data["meter"])
+        self.limits_before = dict(data.get("rate_limits") or {})
 
     # -- end of run ----------------------------------------------------------
     async def conclude(self, final_gate: dict | None, *, also: dict[str, Skill] | None = None,
@@ -247,8 +259,7 @@ def build_summary(run: RunContext, val: dict, test: dict) -> dict:
         "infra_failures": {"total": sum(usage["infra_failures"].values()),
                            "by_kind": usage["infra_failures"], "retried": usage["retries"]},
         "cache_hits": usage["cache_hits"],
-        "rate_limits": {c.role: c.limiter.stats.to_json() for c in (run.target, run.optimizer)
-                        if c.limiter is not None},  # since this process started the run
+        "rate_limits": run.rate_limits(),
         "best_version": state.best.number,
         "best_skill": str(run.store.best_path),
         "skill_tokens": {"initial": state.initial.skill.tokens, "best": state.best.skill.tokens},
@@ -257,6 +268,22 @@ def build_summary(run: RunContext, val: dict, test: dict) -> dict:
         "sizes": {"train": len(run.splits.train), "val": len(run.splits.val),
                   "test": len(run.splits.test)},
     }
+
+
+def _add_limits(a: dict | None, b: dict | None) -> dict:
+    """Two LimiterStats.to_json() dicts as one: counts and seconds add up, the lowest
+    concurrency is the lower of the two."""
+    if not a or not b:
+        return dict(a or b or {})
+    out = {k: a.get(k, 0) + b.get(k, 0) for k in ("rate_limited", "waits", "concurrency_cuts")}
+    out["wait_s"] = round(a.get("wait_s", 0.0) + b.get("wait_s", 0.0), 2)
+    out["lowest_concurrency"] = min(a.get("lowest_concurrency", 0),
+                                    b.get("lowest_concurrency", 0))
+    reasons = dict(a.get("waits_by_reason") or {})
+    for reason, n in (b.get("waits_by_reason") or {}).items():
+        reasons[reason] = reasons.get(reason, 0) + n
+    out["waits_by_reason"] = reasons
+    return out
 
 
 def _delta(d: dict, a: str, b: str) -> float | None:

@@ -89,3 +89,29 @@ def test_at_the_providers_limit_the_limiter_alone_avoids_every_429(scripted_serv
     assert most_in_any_window([a["t"] for a in seen], WINDOW) <= PROVIDER_RPM
     assert result["rate_limits"]["rate_limited"] == 0
     assert result["rate_limits"]["waits"] >= 12 - PROVIDER_RPM  # held back instead of refused
+
+
+def test_rate_limit_counters_survive_a_resume(scripted_server, tmp_path):
+    """A run refused with 429s, stopped by its budget and resumed: the summary counts the 429s
+    of both processes (the checkpoint keeps the first one's), not only the second's."""
+    from skilltrain import Trainer
+
+    server = scripted_server("good", ["--faults", "0.3", "--fault-kinds", "429"])
+    role = {"model": "scripted-target", "base_url": server.base_url, "api_key": "k",
+            "retry_backoff": 0.01, "retries": 8}
+    config = {"out": str(tmp_path / "run"), "scorer": "exact", "gate": {"rule": "strict"},
+              "target": role, "optimizer": {**role, "model": "scripted-opt"},
+              "train": {"epochs": 1, "batch_size": 6, "lr": 2, "lr_min": 1, "proposals": 0,
+                        "screen": False, "demonstrations": False}}
+    tasks, skill = make_tasks(24), "---\nname: adder\ndescription: sums\n---\nAdd them.\n"
+    first = Trainer({**config, "budget": {"max_calls": 20}}).fit(tasks, skill)
+    assert first.summary_["stopped"]
+    before = first.summary_["rate_limits"]["target"]["rate_limited"]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["rate_limits"]["target"]["rate_limited"] == before > 0
+    second = Trainer(config).fit(tasks, skill)
+    after = second.summary_["rate_limits"]
+    assert not second.summary_["stopped"]
+    assert after["target"]["rate_limited"] >= before
+    assert after["target"]["rate_limited"] + after["optimizer"]["rate_limited"] == \
+        second.summary_["infra_failures"]["retried"].get("rate_limit", 0)
