@@ -301,6 +301,9 @@ def config_(
             overrides = {"out": str(run_dir), **overrides}
         cfg = merge_overrides(load_config(source) if source else TrainConfig(), overrides,
                               "--set" if sets else str(source or "defaults"))
+        from skilltrain.run_setup import with_benchmark_agent
+
+        cfg = with_benchmark_agent(cfg)  # a benchmark's agent defaults, as a run applies them
     except _user_errors() as exc:
         _fail(exc)
     typer.echo(f"# effective config of {source or 'the defaults'}: defaults included, "

@@ -120,3 +120,14 @@ def test_the_benchmarks_listing_shows_agent_defaults():
         f"{MAX_TURNS}" in office
     sheet = next(line for line in result.output.splitlines() if line.startswith("spreadsheet"))
     assert "agent." not in sheet
+
+
+def test_skilltrain_config_shows_the_benchmarks_agent_defaults_and_yours_over_them():
+    shown = CliRunner().invoke(app, ["config", "--set", "benchmark.name=officeqa",
+                                     "--set", "harness=agent"])
+    assert shown.exit_code == 0, shown.output
+    assert f"max_turns: {MAX_TURNS}" in shown.output
+    assert "builtin: [glob, grep, read_file, python]" in shown.output
+    mine = CliRunner().invoke(app, ["config", "--set", "benchmark.name=officeqa",
+                                    "--set", "harness=agent", "--set", "agent.max_turns=3"])
+    assert "max_turns: 3" in mine.output and f"max_turns: {MAX_TURNS}" not in mine.output
