@@ -63,10 +63,11 @@ def edits_for(draw, text: str):
 
 
 def _noop_allowed(edit: Edit, matched: str = "") -> bool:
-    """Applied edits that may leave the text as it was: an empty append, or a replace whose
-    content equals its anchor (or the text a mis-copied anchor resolved to)."""
+    """Applied edits that may leave the text as it was: an append of only whitespace (Skill
+    drops blank paragraphs), or a replace whose content equals its anchor (or the text a
+    mis-copied anchor resolved to)."""
     if edit.op == "append":
-        return not edit.content.strip("\n")
+        return not edit.content.strip()
     return edit.op == "replace" and edit.content in (edit.target, edit.target.strip(), matched)
 
 
@@ -434,3 +435,12 @@ def test_edit_describe():
     assert Edit(op="replace", target="a", content="b").describe() == "replace [a] -> b"
     long = Edit(op="append", content="w " * 100).describe()
     assert long.endswith("...") and len(long) == len("append: ") + 60
+
+
+def test_an_append_of_only_whitespace_changes_nothing():
+    """Found by the property above (CI, a random draw): a blank append lands as a no-op, beside
+    a protected region too, and the property's no-op allowance now says so."""
+    skill = Skill("<!-- skilltrain:begin slow-update -->\n\n<!-- skilltrain:end slow-update -->")
+    for blank in (" ", "\n", " \n\t"):
+        new, (result,) = skill.apply([Edit(op="append", target="", content=blank)])
+        assert new.text == skill.text and result.status is EditStatus.APPLIED
