@@ -6,6 +6,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import os  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests explore new random examples on a developer's machine (where a failure is
+# something to look into), but CI must give the same verdict for the same commit: .ci/run sets
+# HYPOTHESIS_PROFILE=ci, a fixed derandomized search.
+settings.register_profile("ci", derandomize=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.hookimpl(hookwrapper=True)
