@@ -130,13 +130,10 @@ class AiohttpPoster:
                 async with session.post(url, data=json.dumps(body), proxy=self._proxy) as resp:
                     raw = await resp.read()
                     status, headers = resp.status, resp.headers
-        except (aiohttp.ConnectionTimeoutError, aiohttp.SocketTimeoutError) as exc:
-            if isinstance(exc, aiohttp.ConnectionTimeoutError):
-                raise ModelError("timeout", f"could not connect within {self.connect_s:g}s") \
-                    from None
-            raise ModelError("timeout", f"no reply within the {self.deadline_s:g}s deadline") \
+        except aiohttp.ConnectionTimeoutError:
+            raise ModelError("timeout", f"could not connect within {self.connect_s:g}s") \
                 from None
-        except TimeoutError:
+        except TimeoutError:  # the deadline (aiohttp's socket timeouts are TimeoutErrors too)
             raise ModelError("timeout", f"no reply within the {self.deadline_s:g}s deadline") \
                 from None
         except aiohttp.ClientError as exc:

@@ -6,18 +6,15 @@ windows of 2 s stand in for the minute."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
-from scripted import GOOD_RULE, make_tasks
 
 pytest.importorskip("anthropic", reason="the anthropic SDK is not installed (pip install "
                     "'skilltrain[anthropic]')")
 
 from e2e.test_anthropic_train import MessagesServer  # noqa: E402
-from e2e.test_rate_limits import most_in_any_window  # noqa: E402
-from skilltrain.api import aevaluate  # noqa: E402
+from e2e.test_rate_limits import evaluate_with, most_in_any_window  # noqa: E402
 from skilltrain.models.anthropic_model import AnthropicModel  # noqa: E402
 from skilltrain.models.limits import RateLimits  # noqa: E402
 
@@ -39,20 +36,10 @@ def arrivals(server: MessagesServer) -> list[dict]:
 
 def evaluate_through(server: MessagesServer, limits: RateLimits, n_tasks: int,
                      shown: list | None = None) -> tuple[dict, AnthropicModel]:
-    """One evaluation at concurrency 16; `shown` collects what the live progress would show."""
-    async def go() -> tuple[dict, AnthropicModel]:
-        model = AnthropicModel("scripted-target", base_url=server.url, api_key="sk-ant-test",
-                               timeout=10, concurrency=16, limits=limits)
-        if shown is not None:
-            model.limiter.on_change = shown.append
-        try:
-            result = await aevaluate(GOOD_RULE, make_tasks(n_tasks), target=model,
-                                     scorer="exact")
-        finally:
-            await model.aclose()
-        return result, model
-
-    return asyncio.run(go())
+    """One evaluation at concurrency 16 against the scripted Messages provider."""
+    return evaluate_with(lambda: AnthropicModel("scripted-target", base_url=server.url,
+                                                api_key="sk-ant-test", timeout=10,
+                                                concurrency=16, limits=limits), n_tasks, shown)
 
 
 def test_over_the_providers_limit_429s_are_honoured_and_nothing_is_scored_as_a_fault(provider):

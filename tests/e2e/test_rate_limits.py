@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -37,12 +39,12 @@ def most_in_any_window(times: list[float], span: float) -> int:
     return best
 
 
-def evaluate_through(server, limits: RateLimits, n_tasks: int, shown: list | None = None
-                     ) -> tuple[dict, OpenAIModel]:
-    """One evaluation at concurrency 16; `shown` collects what the live progress would show."""
-    async def go() -> tuple[dict, OpenAIModel]:
-        model = OpenAIModel("scripted-target", base_url=server.base_url, api_key="k",
-                            timeout=10, concurrency=16, limits=limits)
+def evaluate_with(make: Callable[[], Any], n_tasks: int, shown: list | None = None
+                  ) -> tuple[dict, Any]:
+    """One evaluation through the model `make()` builds (in the loop it runs in); `shown`
+    collects what the live progress would show. The Anthropic limits test uses it too."""
+    async def go() -> tuple[dict, Any]:
+        model = make()
         if shown is not None:
             model.limiter.on_change = shown.append
         try:
@@ -53,6 +55,14 @@ def evaluate_through(server, limits: RateLimits, n_tasks: int, shown: list | Non
         return result, model
 
     return asyncio.run(go())
+
+
+def evaluate_through(server, limits: RateLimits, n_tasks: int, shown: list | None = None
+                     ) -> tuple[dict, OpenAIModel]:
+    """One evaluation at concurrency 16 against the scripted OpenAI-compatible provider."""
+    return evaluate_with(lambda: OpenAIModel("scripted-target", base_url=server.base_url,
+                                             api_key="k", timeout=10, concurrency=16,
+                                             limits=limits), n_tasks, shown)
 
 
 def test_over_the_providers_limit_the_429s_are_honoured_and_nothing_is_scored_as_a_fault(
